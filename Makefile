@@ -1,0 +1,32 @@
+# The two commands of the README: `make course` (the main job) and `make test`.
+# Each creates or refreshes the virtual environment in .venv first, so both work on a fresh machine.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PRESET ?=
+PYTEST_ARGS ?=
+
+.PHONY: course test lab env clean-env
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (macos_lite)" >/dev/null
+	@touch $(STAMP)
+
+env: $(STAMP)  ## create/refresh .venv only
+
+course: $(STAMP)  ## run the whole course headless into runs/<timestamp>/
+	$(BIN)/macos-lite course $(if $(PRESET),--preset $(PRESET),)
+
+test: $(STAMP)  ## the test suite (unit, real-data, notebooks)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lab: $(STAMP)  ## open JupyterLab on the course notebooks
+	$(BIN)/jupyter lab notebooks/
+
+clean-env:
+	rm -rf $(VENV)
