@@ -1,0 +1,92 @@
+"""Checkpoints: atomic saving, safe loading, and loading published CNNGeo/WeakAlign weights.
+
+Our checkpoints are plain dicts of tensors and numbers, written atomically (temporary file + rename,
+so an interrupted save never leaves a truncated checkpoint) and read with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+# published key prefix -> our module (torchvision ResNet-101 trunk kept as nn.Sequential in the reference)
+_TRUNK_MAP = {"0": "encoder.stem.0", "1": "encoder.stem.1", "4": "encoder.layer1", "5": "encoder.layer2",
+              "6": "encoder.layer3"}
+
+
+def save_checkpoint(path: str | Path, state: dict) -> Path:
+    """Write ``state`` to ``path`` atomically (the old file stays intact until the new one is complete)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """Read a checkpoint with ``weights_only=True``; errors name the file and what to do."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist; check the path (train one with `macos-lite train`)")
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):  # the published files carry their args
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise RuntimeError(f"could not read checkpoint {path}: {exc}. Is it complete? Re-download or re-train it.") from exc
+
+
+def map_reference_keys(state: dict, single_head: str = "affine") -> dict:
+    """Rename the keys of a CNNGeo/WeakAlign state dict to MaCoSNet's.
+
+    ``FeatureExtraction.model.{0,1,4,5,6}`` -> the ResNet-101 trunk, ``FeatureRegression`` -> the affine
+    head (or the TPS head for a single-stage TPS checkpoint: ``single_head="tps"``), ``FeatureRegression2``
+    -> the TPS head. Other keys are ignored.
+    """
+    state = state.get("state_dict", state)
+    first = {"affine": "affine_head", "tps": "tps_head"}[single_head]
+    out = {}
+    for key, value in state.items():
+        key = key.removeprefix("module.")
+        parts = key.split(".")
+        if key.startswith("FeatureExtraction.model.") and parts[2] in _TRUNK_MAP:
+            out[".".join([_TRUNK_MAP[parts[2]], *parts[3:]])] = value
+        elif parts[0] == "FeatureRegression":
+            out[".".join([first, *parts[1:]])] = value
+        elif parts[0] == "FeatureRegression2":
+            out[".".join(["tps_head", *parts[1:]])] = value
+    return out
+
+
+def load_reference_weights(model: torch.nn.Module, source, single_head: str = "affine") -> list[str]:
+    """Load published CNNGeo/WeakAlign weights (a path or a state dict) into a MaCoSNet.
+
+    The heads fit only a model built for 240 px with the ResNet-101 backbone (15x15 grid, 225
+    correlation channels in the reference's column-major order). Every tensor's shape is checked;
+    returns the names of the loaded tensors.
+    """
+    state = load_checkpoint(source) if isinstance(source, (str, Path)) else source
+    mapped = map_reference_keys(state, single_head)
+    if not mapped:
+        raise ValueError("no CNNGeo/WeakAlign keys (FeatureExtraction.*, FeatureRegression*) found in the checkpoint")
+    own = model.state_dict()
+    problems = [f"{k}: not in the model" for k in mapped if k not in own]
+    problems += [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+                 for k, v in mapped.items() if k in own and own[k].shape != v.shape]
+    if problems:
+        raise ValueError("the reference weights do not fit this model (build it with backbone='resnet101', "
+                         "image_size=240, tps_grid_size=3):\n  " + "\n  ".join(problems[:10]))
+    model.load_state_dict(mapped, strict=False)
+    return sorted(mapped)

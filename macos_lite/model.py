@@ -1,0 +1,185 @@
+"""MaCoSNet: the shared encoder E, the transformation predictor G (affine -> TPS cascade) and the
+co-segmentation decoder D in one module.
+
+For a tuple of T images (a pair, T = 2, or a triplet, T = 3) the forward pass handles every ordered
+pair (s, t), s != t, at once:
+
+1. ``f = E(images)`` -- one encoder call for all images; stride-16 features L2-normalised.
+2. ``S_st = correlation(f_s, f_t)`` and ``theta_aff = G1(S_st)`` (maps t's points into s).
+3. The source is warped with the affine map, ``s' = warp(s, theta_aff)``, re-encoded, and
+   ``theta_tps = G2(correlation(f_s', f_t))`` (maps t's points into s'); the full map is the
+   cascade ``p_s = T_aff(T_tps(p_t))`` (SPEC 1.5).
+4. ``D([f_t, S_st])`` gives the mask logits of the target t, co-segmented with its partner s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import permutations
+
+import torch
+import torch.nn as nn
+
+from . import geometry
+from .backbones import build_encoder, l2_normalize
+from .correlation import correlation
+from .decoder import DEFAULT_WIDTHS, Decoder
+from .predictor import affine_head, tps_head
+
+
+@dataclass
+class MaCoSOutput:
+    """Everything a forward pass computes, for every ordered pair ``(s, t)`` of the input tuple.
+
+    Leading dims ``(P, B)``: P ordered pairs (``pairs[p] = (s, t)``), B samples.
+    ``theta_aff[p]`` ``(B, 6)`` and ``theta_tps[p]`` ``(B, 2 n^2)`` map t's points into s;
+    ``corr[p]`` is ``S_st`` ``(B, h*w, h, w)`` on t's grid; ``mask_logits[p]`` ``(B, 1, H, W)`` is
+    the mask of image t given partner s (None when masks were not asked for).
+    """
+
+    pairs: list[tuple[int, int]]
+    theta_aff: torch.Tensor
+    corr: torch.Tensor
+    theta_tps: torch.Tensor | None = None
+    mask_logits: torch.Tensor | None = None
+    image_size: tuple[int, int] = (240, 240)
+    extras: dict = field(default_factory=dict)
+
+    def index(self, s: int, t: int) -> int:
+        """Position p of the ordered pair (s, t) in the leading dimension."""
+        return self.pairs.index((s, t))
+
+    def theta(self, s: int, t: int, kind: str = "cascade") -> torch.Tensor:
+        """``theta`` mapping t's points into s, ``(B, D)``: kind ``"affine"`` or ``"cascade"``."""
+        p = self.index(s, t)
+        if kind == "affine":
+            return self.theta_aff[p]
+        if self.theta_tps is None:
+            raise ValueError("this output was computed without the TPS stage; ask for kind='affine'")
+        return geometry.cascade_theta(self.theta_aff[p], self.theta_tps[p])
+
+    def mask_logits_of(self, t: int, partner: int | None = None) -> torch.Tensor:
+        """Mask logits of image t ``(B, 1, H, W)`` given ``partner`` (default: the first other image)."""
+        if self.mask_logits is None:
+            raise ValueError("this output was computed without masks")
+        if partner is None:
+            partner = next(s for s, tt in self.pairs if tt == t)
+        return self.mask_logits[self.index(partner, t)]
+
+
+class MaCoSNet(nn.Module):
+    """Joint semantic matching and object co-segmentation network.
+
+    backbone: ``"lite"`` or ``"resnet101"``; image_size: the square input size the heads and the
+    decoder are built for (e.g. 128 or 240); pretrained: ImageNet weights for the encoder (True),
+    random (False) or a local weights path; backbone_mode: ``"finetune"``, ``"frozen_bn"`` or
+    ``"frozen"``; tps_grid_size: n of the n x n TPS lattice; detach_affine_warp: the TPS stage sees the
+    affine-warped image without back-propagating into theta_aff through the resampling (G1 is trained
+    by its own losses and through the composed map).
+    """
+
+    def __init__(self, backbone: str = "lite", image_size: int = 240, pretrained=True,
+                 backbone_mode: str = "finetune", tps_grid_size: int = 3, decoder_widths=None,
+                 detach_affine_warp: bool = True):
+        super().__init__()
+        self.config = dict(backbone=backbone, image_size=int(image_size), tps_grid_size=int(tps_grid_size),
+                           backbone_mode=backbone_mode, decoder_widths=decoder_widths,
+                           detach_affine_warp=detach_affine_warp)
+        self.image_size = (int(image_size), int(image_size))
+        self.tps_grid_size = int(tps_grid_size)
+        self.detach_affine_warp = detach_affine_warp
+        self.encoder = build_encoder(backbone, pretrained=pretrained, mode=backbone_mode)
+        with torch.no_grad():
+            was_training = self.encoder.training
+            f = self.encoder.eval()(torch.zeros(1, 3, *self.image_size))
+            self.encoder.train(was_training)
+        self.grid_size = tuple(f[3].shape[-2:])
+        h, w = self.grid_size
+        self.affine_head = affine_head(self.grid_size)
+        self.tps_head = tps_head(self.grid_size, self.tps_grid_size)
+        widths = decoder_widths or DEFAULT_WIDTHS.get(backbone, (128, 64, 32))
+        c = self.encoder.channels
+        self.decoder = Decoder(c[3] + h * w, (c[0], c[1], c[2]), tuple(widths))
+
+    # ------------------------------------------------------------------------------------------
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``(N, 3, H, W)`` -> (L2-normalised stride-16 features ``(N, C, h, w)``, [s2, s4, s8] maps)."""
+        feats = self.encoder(images)
+        return l2_normalize(feats[3]), feats[:3]
+
+    def _stack(self, images) -> torch.Tensor:
+        if isinstance(images, (list, tuple)):
+            images = torch.stack(list(images), dim=1)
+        if not torch.is_tensor(images) or images.dim() != 5 or images.shape[2] != 3:
+            raise ValueError(
+                "images must be a (B, T, 3, H, W) tensor or a list of T tensors (B, 3, H, W), "
+                f"got {tuple(getattr(images, 'shape', ()))}"
+            )
+        if images.shape[1] < 2:
+            raise ValueError(f"need at least two images per sample (a pair), got T = {images.shape[1]}")
+        if tuple(images.shape[-2:]) != self.image_size:
+            raise ValueError(
+                f"this model was built for {self.image_size[0]}x{self.image_size[1]} inputs, got "
+                f"{tuple(images.shape[-2:])}; resize with macos_lite.geometry.resize or use predict()"
+            )
+        return images
+
+    def forward(self, images, tps: bool = True, masks: bool = True) -> MaCoSOutput:
+        """images: ``(B, T, 3, H, W)`` in [0, 1] or a list of T ``(B, 3, H, W)``; T = 2 (pair) or 3."""
+        images = self._stack(images)
+        b, t = images.shape[:2]
+        pairs = list(permutations(range(t), 2))
+        flat = images.transpose(0, 1).reshape(t * b, *images.shape[2:])  # image-major: [img0 batch, img1 batch, ...]
+        f16, skips = self.encode(flat)
+
+        def gather(x: torch.Tensor, which: int) -> torch.Tensor:  # (T*B, ...) -> (P*B, ...) for sources/targets
+            idx = torch.tensor([pq[which] for pq in pairs], device=x.device)
+            return x.view(t, b, *x.shape[1:])[idx].reshape(len(pairs) * b, *x.shape[1:])
+
+        f_src, f_tgt = gather(f16, 0), gather(f16, 1)
+        corr = correlation(f_src, f_tgt)
+        theta_aff = self.affine_head(corr)
+        theta_tps = None
+        if tps:
+            warp_theta = theta_aff.detach() if self.detach_affine_warp else theta_aff
+            warped = geometry.warp_image(gather(flat, 0), warp_theta, "affine")
+            f_warped = l2_normalize(self.encoder(warped)[3])
+            theta_tps = self.tps_head(correlation(f_warped, f_tgt)).view(len(pairs), b, -1)
+        mask_logits = None
+        if masks:
+            dec_in = torch.cat((f_tgt, corr), dim=1)
+            dec_skips = [gather(s, 1) for s in skips]
+            mask_logits = self.decoder(dec_in, dec_skips, self.image_size).view(len(pairs), b, 1, *self.image_size)
+        p = len(pairs)
+        return MaCoSOutput(pairs=pairs, theta_aff=theta_aff.view(p, b, -1), corr=corr.view(p, b, *corr.shape[1:]),
+                           theta_tps=theta_tps, mask_logits=mask_logits, image_size=self.image_size)
+
+    # ------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, image_A: torch.Tensor, image_B: torch.Tensor, tps: bool = True) -> dict:
+        """Inference for a pair of images of any size (``(3, H, W)`` or ``(B, 3, H, W)`` in [0, 1]).
+
+        Returns ``theta`` (the cascade, or affine when ``tps=False``) mapping B's normalised points into
+        A, ``kind``, ``theta_aff``, and mask probabilities ``mask_A``/``mask_B`` at each input's size.
+        """
+        single = image_A.dim() == 3
+        a = image_A.unsqueeze(0) if single else image_A
+        b = image_B.unsqueeze(0) if single else image_B
+        size_a, size_b = a.shape[-2:], b.shape[-2:]
+        was_training = self.training
+        self.eval()
+        try:
+            out = self(torch.stack((geometry.resize(a, self.image_size), geometry.resize(b, self.image_size)), 1), tps=tps)
+        finally:
+            self.train(was_training)
+        kind = "cascade" if tps else "affine"
+        res = {
+            "theta": out.theta(0, 1, kind),
+            "kind": kind,
+            "theta_aff": out.theta_aff[0],
+            "mask_A": geometry.resize(torch.sigmoid(out.mask_logits_of(0)), size_a),
+            "mask_B": geometry.resize(torch.sigmoid(out.mask_logits_of(1)), size_b),
+        }
+        if single:
+            res = {k: (v[0] if torch.is_tensor(v) else v) for k, v in res.items()}
+        return res
