@@ -124,11 +124,16 @@ class MaCoSNet(nn.Module):
             )
         return images
 
-    def forward(self, images, tps: bool = True, masks: bool = True) -> MaCoSOutput:
-        """images: ``(B, T, 3, H, W)`` in [0, 1] or a list of T ``(B, 3, H, W)``; T = 2 (pair) or 3."""
+    def forward(self, images, tps: bool = True, masks: bool = True, pairs=None) -> MaCoSOutput:
+        """images: ``(B, T, 3, H, W)`` in [0, 1] or a list of T ``(B, 3, H, W)``; T = 2 (pair) or 3.
+
+        pairs: the ordered pairs (s, t) to compute (default: all); e.g. ``[(0, 1)]`` for evaluation.
+        """
         images = self._stack(images)
         b, t = images.shape[:2]
-        pairs = list(permutations(range(t), 2))
+        pairs = list(permutations(range(t), 2)) if pairs is None else [tuple(p) for p in pairs]
+        if not pairs or any(s == q or not (0 <= s < t and 0 <= q < t) for s, q in pairs):
+            raise ValueError(f"pairs must be ordered pairs of distinct image indices below {t}, got {pairs}")
         flat = images.transpose(0, 1).reshape(t * b, *images.shape[2:])  # image-major: [img0 batch, img1 batch, ...]
         f16, skips = self.encode(flat)
 

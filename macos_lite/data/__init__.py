@@ -1,0 +1,2 @@
+"""Datasets: the embedded synthetic set, the real benchmarks in their official layouts, and the
+weak-supervision views (same-category pairs and triplets) used for training."""

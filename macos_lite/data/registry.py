@@ -1,0 +1,442 @@
+"""Dataset names -> datasets, and the item format that every dataset shares.
+
+Names: ``synthetic``, ``pf-pascal``, ``pf-willow``, ``spair``, ``tss``, ``internet``, ``weizmann-horse``.
+``get_pairs(name, ...)`` gives a *pair* dataset (matching / flow evaluation), ``get_images(name, ...)`` an
+*image* dataset (co-segmentation evaluation, weak-supervision training through :mod:`.views`). A dataset
+root defaults to ``macos_lite.paths.data_root() / name`` (env ``MACOS_LITE_DATA``).
+
+Pair items (dicts), the same keys for every pair dataset; ``S`` = ``image_size``, ``K`` = the dataset's
+``max_keypoints``:
+
+=====================  ======================================================================================
+``image_A, image_B``   ``(3, S, S)`` float in [0, 1], anisotropically resized (``geometry.resize``). A is the
+                       source, B the target: a model's transform maps B's points into A.
+``size_A, size_B``     LongTensor ``[H, W]`` of the original images.
+``kps_A, kps_B``       ``(K, 2)`` float ``(x, y)``, 0-based pixels of the *original* images; row k of A and
+                       row k of B are the same keypoint. Padding and unannotated points hold -1.
+``kps_valid``          ``(K,)`` bool: keypoint annotated (visible) in both images -- evaluate only these.
+``bbox_A, bbox_B``     ``(4,)`` float ``x1, y1, x2, y2`` in original pixels; the dataset's ``bbox_source``
+                       says where it comes from: ``"object"`` (annotated box), ``"keypoints"`` (tight box
+                       of the image's annotated keypoints) or ``"mask"`` (tight box of the foreground).
+``category``           int, 0-based index into ``dataset.categories``; ``category_name`` its name.
+``name_A, name_B``     image names (relative paths without extension); ``index`` the item's index.
+=====================  ======================================================================================
+
+TSS pair items add ``flow_gt``, ``mask_A``, ``mask_B``, ``flip``, ``subset``, ``pair_name``, ``flow_dir``
+(see :mod:`.tss`); synthetic pair items add ``mask_A``, ``mask_B``.
+
+Image items: ``image`` ``(3, S, S)``; ``size`` LongTensor ``[H, W]`` of the original image; ``mask``
+``(1, H, W)`` float {0, 1} at the original resolution -- present only when the dataset has masks
+(``dataset.has_masks``); ``category``, ``category_name``, ``name``, ``index``. Every image dataset has
+``labels`` (the category of each image, known without decoding any file), used by :class:`.views.WeakTuples`.
+
+Masks and flows keep their original, different sizes: batch items with :func:`collate`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import numbers
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from macos_lite import paths
+from macos_lite.data.imageio import DataError, load_image, load_mask
+from macos_lite.geometry import resize
+
+NAMES = ("synthetic", "pf-pascal", "pf-willow", "spair", "tss", "internet", "weizmann-horse")
+
+# name -> (module, class); modules are imported on first use
+_PAIR_DATASETS = {
+    "pf-pascal": ("pf_pascal", "PFPascalPairs"),
+    "pf-willow": ("pf_willow", "PFWillowPairs"),
+    "spair": ("spair", "SPairPairs"),
+    "tss": ("tss", "TSSPairs"),
+}
+_IMAGE_DATASETS = {
+    "pf-pascal": ("pf_pascal", "PFPascalImages"),
+    "pf-willow": ("pf_willow", "PFWillowImages"),
+    "spair": ("spair", "SPairImages"),
+    "tss": ("tss", "TSSImages"),
+    "internet": ("internet", "InternetImages"),
+    "weizmann-horse": ("weizmann", "WeizmannHorseImages"),
+}
+# datasets with official splits; the others are one set (split None, "all", "train" or "test")
+SPLITS = {"pf-pascal": ("train", "val", "test"), "spair": ("trn", "val", "test")}
+_DEFAULT_IMAGE_SPLIT = {"pf-pascal": "train", "spair": "trn", "synthetic": "train"}
+_NO_SPLIT = (None, "all", "train", "test")
+
+
+def dataset_root(name: str, root=None) -> Path:
+    """``root`` if given, else ``paths.data_root() / name``."""
+    return Path(root).expanduser() if root is not None else paths.data_root() / name
+
+
+def _check_name(name: str) -> None:
+    if name not in NAMES:
+        raise ValueError(f"unknown dataset {name!r}; the datasets are: {', '.join(NAMES)}")
+
+
+def _split_kwargs(name: str, split) -> dict:
+    if name in SPLITS:
+        return {"split": split}
+    if split not in _NO_SPLIT:
+        raise ValueError(f"{name} has no splits (it is one evaluation set); pass split=None, got {split!r}")
+    return {}
+
+
+def _load(table: dict, name: str):
+    module, cls = table[name]
+    return getattr(importlib.import_module(f"macos_lite.data.{module}"), cls)
+
+
+def get_pairs(name: str, root=None, split: str | None = "test", image_size=240, **kw):
+    """Pair dataset of benchmark ``name`` (pair items, see the module docstring).
+
+    ``kw`` go to the dataset class (e.g. ``clean=True`` for PF-PASCAL, ``pair_csv=`` for PF-WILLOW/TSS). For
+    ``synthetic``: ``num_pairs`` and ``seed`` choose the pairs, the other ``kw`` go to ``SyntheticImages``.
+    """
+    _check_name(name)
+    if name == "synthetic":
+        num_pairs = kw.pop("num_pairs", None)
+        images = get_images("synthetic", split=split or "test", image_size=image_size, **kw)
+        return SyntheticPairs(images, num_pairs=num_pairs, seed=kw.get("seed", 0))
+    if name not in _PAIR_DATASETS:
+        raise ValueError(
+            f"{name} has no keypoint or flow pairs (it is a co-segmentation set); use get_images({name!r})"
+        )
+    split_kw = _split_kwargs(name, split or "test")
+    return _load(_PAIR_DATASETS, name)(root=root, image_size=image_size, **split_kw, **kw)
+
+
+def get_images(name: str, root=None, split: str | None = None, image_size=240, **kw):
+    """Image dataset of benchmark ``name`` (image items, with ``labels``).
+
+    ``split=None`` takes the training split where there is one (PF-PASCAL ``train``, SPair ``trn``) and the
+    whole set elsewhere. For ``synthetic``, ``kw`` go to ``SyntheticImages`` (``num_images``, ``seed``).
+    """
+    _check_name(name)
+    split = split or _DEFAULT_IMAGE_SPLIT.get(name)
+    if name == "synthetic":
+        from macos_lite.data.synthetic import SyntheticImages  # imported on use, like the benchmarks
+
+        return SyntheticImages(image_size=image_size, split=split, **kw)
+    return _load(_IMAGE_DATASETS, name)(root=root, image_size=image_size, **_split_kwargs(name, split), **kw)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Item format
+# ---------------------------------------------------------------------------------------------------------
+
+def square_size(image_size) -> tuple[int, int]:
+    """``240`` -> ``(240, 240)``; an ``(H, W)`` pair is kept."""
+    if isinstance(image_size, numbers.Integral):
+        return int(image_size), int(image_size)
+    h, w = image_size
+    return int(h), int(w)
+
+
+def pad_keypoints(kps, length: int) -> torch.Tensor:
+    """``(N, 2)`` array (NaN = not annotated) -> float tensor ``(length, 2)``, NaN and padding set to -1."""
+    kps = np.asarray(kps, dtype=np.float64).reshape(-1, 2)
+    if len(kps) > length:
+        raise DataError(f"{len(kps)} keypoints, more than the dataset's maximum of {length}")
+    out = np.full((length, 2), -1.0)
+    out[: len(kps)] = np.where(np.isnan(kps), -1.0, kps)
+    return torch.from_numpy(out).float()
+
+
+def annotated(kps, length: int) -> torch.Tensor:
+    """``(length,)`` bool: which rows of ``kps`` (NaN = not annotated) hold a keypoint."""
+    kps = np.asarray(kps, dtype=np.float64).reshape(-1, 2)
+    out = np.zeros(length, dtype=bool)
+    out[: len(kps)] = ~np.isnan(kps).any(axis=1)
+    return torch.from_numpy(out)
+
+
+def keypoint_box(kps, size) -> torch.Tensor:
+    """Tight ``(x1, y1, x2, y2)`` box of the annotated rows of ``kps``; the whole image if there are none."""
+    kps = np.asarray(kps, dtype=np.float64).reshape(-1, 2)
+    kps = kps[~np.isnan(kps).any(axis=1)]
+    if len(kps) == 0:
+        h, w = size
+        return torch.tensor([0.0, 0.0, w - 1.0, h - 1.0])
+    return torch.tensor([*kps.min(axis=0), *kps.max(axis=0)], dtype=torch.float32)
+
+
+def mask_box(mask: torch.Tensor) -> torch.Tensor:
+    """Tight ``(x1, y1, x2, y2)`` box of a ``(1, H, W)`` mask's foreground; the whole image if empty."""
+    ys, xs = torch.nonzero(mask[0] > 0.5, as_tuple=True)
+    if len(xs) == 0:
+        h, w = mask.shape[-2:]
+        return torch.tensor([0.0, 0.0, w - 1.0, h - 1.0])
+    return torch.stack([xs.min(), ys.min(), xs.max(), ys.max()]).float()
+
+
+def image_size_tensor(image: torch.Tensor) -> torch.Tensor:
+    """``(C, H, W)`` -> LongTensor ``[H, W]``."""
+    return torch.tensor(list(image.shape[-2:]), dtype=torch.long)
+
+
+@dataclass
+class PairRecord:
+    """One pair, as read from the annotations (images are decoded only in ``__getitem__``).
+
+    ``kps_A``/``kps_B``: ``(N, 2)`` 0-based pixels with NaN for unannotated points, or None when the
+    dataset reads them lazily; ``bbox_A``/``bbox_B``: object boxes or None; ``flip``: the pair list's flip
+    flag (see the dataset's ``flip_mode``); ``annotation``: the pair's annotation file, if it has its own;
+    ``extra``: dataset-specific values copied into the item.
+    """
+
+    path_A: Path
+    path_B: Path
+    category: int
+    category_name: str
+    name_A: str
+    name_B: str
+    kps_A: np.ndarray | None = None
+    kps_B: np.ndarray | None = None
+    bbox_A: np.ndarray | None = None
+    bbox_B: np.ndarray | None = None
+    flip: int = 0
+    annotation: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class ImageRecord:
+    """One image of an image dataset; ``mask_path`` None when the dataset has no masks."""
+
+    path: Path
+    category: int
+    category_name: str
+    name: str
+    mask_path: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class _Items(Dataset):
+    """Shared by pair and image datasets: records, sizes, and errors that say which item failed."""
+
+    name = ""  # registry name: used in messages and in the download hint
+    categories: tuple[str, ...] = ()  # names of the category indices
+
+    def __init__(self, records: list, image_size=240):
+        self.records = records
+        self.image_size = square_size(image_size)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        index = range(len(self.records))[index]  # IndexError past the end; negative indices allowed
+        try:
+            return self.load_item(index)
+        except DataError as err:
+            raise type(err)(f"{self.name} item {index} ({self.describe(index)}): {err}") from err
+        except Exception as err:
+            raise DataError(
+                f"{self.name} item {index} ({self.describe(index)}): {type(err).__name__}: {err}"
+            ) from err
+
+    def describe(self, index: int) -> str:
+        raise NotImplementedError
+
+    def load_item(self, index: int) -> dict:
+        raise NotImplementedError
+
+    def read_image(self, path) -> torch.Tensor:
+        """Original image ``(3, H, W)``."""
+        return load_image(path, self.name)
+
+
+class PairDataset(_Items):
+    """Base of the pair datasets: ``records`` is a list of :class:`PairRecord`.
+
+    Class attributes: ``max_keypoints`` (K), ``bbox_source``, and ``flip_mode`` -- how a training pair
+    list's flip flag is applied by :class:`.views.PairList`: ``"both"`` (mirror both images, PF-PASCAL),
+    ``"source"`` (mirror A, TSS) or None.
+    """
+
+    max_keypoints = 0
+    bbox_source = "keypoints"
+    flip_mode: str | None = None
+
+    def describe(self, index: int) -> str:
+        rec = self.records[index]
+        return f"{rec.name_A} -> {rec.name_B}"
+
+    def annotations(self, rec: PairRecord):
+        """``(kps_A, kps_B, bbox_A, bbox_B)`` of a record; subclasses read lazy annotations here."""
+        return rec.kps_A, rec.kps_B, rec.bbox_A, rec.bbox_B
+
+    def load_item(self, index: int) -> dict:
+        rec = self.records[index]
+        image_A, image_B = self.read_image(rec.path_A), self.read_image(rec.path_B)
+        kps_A, kps_B, bbox_A, bbox_B = self.annotations(rec)
+        item = make_pair_item(self, index, rec, image_A, image_B, kps_A, kps_B)
+        if bbox_A is not None:
+            item["bbox_A"] = torch.as_tensor(np.asarray(bbox_A, dtype=np.float32).reshape(4))
+            item["bbox_B"] = torch.as_tensor(np.asarray(bbox_B, dtype=np.float32).reshape(4))
+        return item
+
+
+def make_pair_item(dataset: PairDataset, index: int, rec: PairRecord, image_A, image_B, kps_A, kps_B) -> dict:
+    """Pair item from original images ``(3, H, W)`` and keypoints ``(N, 2)`` (NaN = unannotated).
+
+    The boxes are the keypoint boxes; callers with object boxes or masks overwrite them.
+    """
+    K = dataset.max_keypoints
+    kps_A = np.zeros((0, 2)) if kps_A is None else np.asarray(kps_A, dtype=np.float64).reshape(-1, 2)
+    kps_B = np.zeros((0, 2)) if kps_B is None else np.asarray(kps_B, dtype=np.float64).reshape(-1, 2)
+    if len(kps_A) != len(kps_B):
+        raise DataError(f"{len(kps_A)} keypoints in A but {len(kps_B)} in B; they must correspond row by row")
+    size_A, size_B = image_size_tensor(image_A), image_size_tensor(image_B)
+    return {
+        "image_A": resize(image_A, dataset.image_size),
+        "image_B": resize(image_B, dataset.image_size),
+        "size_A": size_A,
+        "size_B": size_B,
+        "kps_A": pad_keypoints(kps_A, K),
+        "kps_B": pad_keypoints(kps_B, K),
+        "kps_valid": annotated(kps_A, K) & annotated(kps_B, K),
+        "bbox_A": keypoint_box(kps_A, size_A.tolist()),
+        "bbox_B": keypoint_box(kps_B, size_B.tolist()),
+        "category": rec.category,
+        "category_name": rec.category_name,
+        "name_A": rec.name_A,
+        "name_B": rec.name_B,
+        "index": index,
+        **rec.extra,
+    }
+
+
+class ImageDataset(_Items):
+    """Base of the image datasets: ``records`` is a list of :class:`ImageRecord`."""
+
+    has_masks = False
+    mask_threshold: float | None = None  # None: load_mask's default (127 for JPEG, 0 for PNG)
+
+    @property
+    def labels(self) -> list[int]:
+        """Category of every image (no decoding)."""
+        return [rec.category for rec in self.records]
+
+    def describe(self, index: int) -> str:
+        return self.records[index].name
+
+    def load_item(self, index: int) -> dict:
+        rec = self.records[index]
+        image = self.read_image(rec.path)
+        mask = None
+        if rec.mask_path is not None:
+            mask = load_mask(rec.mask_path, self.mask_threshold, self.name)
+            if mask.shape[-2:] != image.shape[-2:]:
+                raise DataError(
+                    f"{rec.mask_path}: mask size {tuple(mask.shape[-2:])} differs from the image's "
+                    f"{tuple(image.shape[-2:])} ({rec.path})"
+                )
+        return make_image_item(self, index, rec, image, mask)
+
+
+def make_image_item(dataset: ImageDataset, index: int, rec: ImageRecord, image, mask=None) -> dict:
+    """Image item from an original image ``(3, H, W)`` and its mask ``(1, H, W)`` (or None)."""
+    item = {
+        "image": resize(image, dataset.image_size),
+        "size": image_size_tensor(image),
+        "category": rec.category,
+        "category_name": rec.category_name,
+        "name": rec.name,
+        "index": index,
+        **rec.extra,
+    }
+    if mask is not None:
+        item["mask"] = mask
+    return item
+
+
+def collate(batch: list[dict]) -> dict:
+    """Batch items: tensors of equal shape are stacked, numbers become tensors, the rest stay lists
+    (masks and flows at their original, different sizes; names)."""
+    out = {}
+    for key in batch[0]:
+        values = [item[key] for item in batch]
+        first = values[0]
+        if torch.is_tensor(first) and all(torch.is_tensor(v) and v.shape == first.shape for v in values):
+            out[key] = torch.stack(values)
+        elif all(isinstance(v, numbers.Number) for v in values):
+            out[key] = torch.tensor(values)
+        else:
+            out[key] = values
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Synthetic pairs
+# ---------------------------------------------------------------------------------------------------------
+
+class SyntheticPairs(Dataset):
+    """Same-category pairs of a synthetic image dataset, as pair items (plus ``mask_A``, ``mask_B``).
+
+    ``images`` yields ``{"image" (3, S, S), "mask" (1, S, S), "keypoints" (K, 2) 0-based px, "visible" (K,),
+    "category", "category_name", "index", "size"}`` and has ``labels``. Pair i takes image ``i % N`` as B
+    (target) and a random other image of its category as A (source), drawn from ``seed`` and i only, so
+    the list is deterministic. Boxes are keypoint boxes of the visible keypoints.
+    """
+
+    name = "synthetic"
+    bbox_source = "keypoints"
+
+    def __init__(self, images, num_pairs: int | None = None, seed: int = 0, image_size=None):
+        self.images = images
+        self.seed = seed
+        self.image_size = None if image_size is None else square_size(image_size)
+        labels = np.asarray(images.labels)
+        members = {c: np.flatnonzero(labels == c) for c in np.unique(labels)}
+        self.pairs = []
+        for i in range(len(labels) if num_pairs is None else num_pairs):
+            b = i % len(labels)
+            others = members[labels[b]][members[labels[b]] != b]
+            rng = np.random.default_rng([seed, i])
+            a = int(rng.choice(others)) if len(others) else b
+            self.pairs.append((a, b))
+        self.categories = tuple(getattr(images, "categories", None) or getattr(images, "category_names", ()))
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict:
+        index = range(len(self.pairs))[index]
+        a, b = self.pairs[index]
+        A, B = self.images[a], self.images[b]
+        size = self.image_size
+
+        def kps(item):  # NaN marks invisible keypoints, as in the benchmarks' annotations
+            k = item["keypoints"].double().clone()
+            k[~item["visible"].bool()] = float("nan")
+            return k.numpy()
+
+        kps_A, kps_B = kps(A), kps(B)
+        K = len(kps_A)
+        return {
+            "image_A": A["image"] if size is None else resize(A["image"], size),
+            "image_B": B["image"] if size is None else resize(B["image"], size),
+            "size_A": torch.as_tensor(A["size"]).long(),
+            "size_B": torch.as_tensor(B["size"]).long(),
+            "kps_A": pad_keypoints(kps_A, K),
+            "kps_B": pad_keypoints(kps_B, K),
+            "kps_valid": annotated(kps_A, K) & annotated(kps_B, K),
+            "bbox_A": keypoint_box(kps_A, A["size"].tolist()),
+            "bbox_B": keypoint_box(kps_B, B["size"].tolist()),
+            "category": int(B["category"]),
+            "category_name": B["category_name"],
+            "name_A": f"synthetic/{a}",
+            "name_B": f"synthetic/{b}",
+            "index": index,
+            "mask_A": A["mask"],
+            "mask_B": B["mask"],
+        }
