@@ -90,3 +90,26 @@ def load_reference_weights(model: torch.nn.Module, source, single_head: str = "a
                          "image_size=240, tps_grid_size=3):\n  " + "\n  ".join(problems[:10]))
     model.load_state_dict(mapped, strict=False)
     return sorted(mapped)
+
+
+def model_checkpoint(model, **extra) -> dict:
+    """The portable part of a training checkpoint: ``{"model": state_dict, "model_config": ..., **extra}``."""
+    net = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    return {"model": net.state_dict(), "model_config": dict(net.config), **extra}
+
+
+def model_from_checkpoint(path: str | Path, device="cpu"):
+    """Rebuild a :class:`~macos_lite.model.MaCoSNet` from one of our checkpoints (``train`` writes them).
+
+    The encoder is built without downloading anything: its trained weights come from the checkpoint.
+    """
+    from .model import MaCoSNet
+
+    state = load_checkpoint(path, map_location="cpu")
+    if "model" not in state or "model_config" not in state:
+        raise ValueError(f"{path} is not a macos_lite checkpoint (no 'model'/'model_config'); published "
+                         "CNNGeo/WeakAlign files load with load_reference_weights()")
+    cfg = dict(state["model_config"])
+    model = MaCoSNet(pretrained=False, **cfg)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval()
