@@ -1,0 +1,395 @@
+"""Student notebooks generated from the fixture solution notebooks, and the unattended grader.
+
+The grader runs real kernels: one batch (six students, seven notebook runs) is graded once per module
+and shared by the grading tests.
+"""
+
+import argparse
+import ast
+import copy
+import csv
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+import torch
+
+from macos_lite.assignments import AssignmentError, make_assignment, student_notebook
+from macos_lite.assignments import assign as assign_cli
+from macos_lite.assignments import grade as grade_cli
+from macos_lite.assignments.containment import guard_cell_source, read_log
+from macos_lite.assignments.grade import grade_submissions, grading_notebook
+from macos_lite.assignments.notebook import find_exercises
+
+FIXTURES = Path(__file__).parent / "fixtures" / "assignments"
+SOLUTIONS = sorted(FIXTURES.glob("*.ipynb"))
+TIMEOUT = 5
+
+
+def load(path):
+    return nbformat.read(str(path), as_version=4)
+
+
+def solution_lines(path):
+    """The stripped lines between the markers of a solution notebook, found without the package."""
+    lines, inside = [], False
+    for cell in load(path).cells:
+        for line in cell.source.splitlines():
+            if "BEGIN SOLUTION" in line:
+                inside = True
+            elif "END SOLUTION" in line:
+                inside = False
+            elif inside and line.strip():
+                lines.append(line.strip())
+    return lines
+
+
+def all_strings(node):
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [s for k, v in node.items() for s in [k, *all_strings(v)]]
+    if isinstance(node, list):
+        return [s for v in node for s in all_strings(v)]
+    return []
+
+
+def exercise_cell(nb, name):
+    return next(c for c in nb.cells if c.metadata.get("macos_lite", {}).get("exercise") == name
+                and "exercise" in c.metadata.get("tags", []))
+
+
+# ----------------------------------------------------------------------------------------------
+# assign
+
+
+@pytest.fixture(scope="module")
+def assigned(tmp_path_factory):
+    out = tmp_path_factory.mktemp("student")
+    return out, make_assignment([FIXTURES], out)
+
+
+def test_manifest_lists_exercises_and_points(assigned):
+    out, manifest = assigned
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    entries = {n["notebook"]: n for n in manifest["notebooks"]}
+    assert set(entries) == {p.name for p in SOLUTIONS}
+    assert entries["01_correlation.ipynb"]["exercises"] == [
+        {"name": "correlation", "points": 2, "hidden_checks": 1}]
+    assert entries["02_cycle.ipynb"]["exercises"] == [{"name": "cycle_loss", "points": 3, "hidden_checks": 1}]
+    assert manifest["total_points"] == 5
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.name)
+def test_student_version_has_no_solution_text(assigned, solution):
+    out, _ = assigned
+    student = json.loads((out / solution.name).read_text())
+    text = "\n".join(all_strings(student))
+    secret = solution_lines(solution)
+    assert secret, "the fixture must contain solution blocks"
+    for line in secret:
+        assert line not in text
+    assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
+    assert ".assert_ok()" not in text  # the hidden checks are gone, the visible self-check stays
+    assert any("check_" in s for s in all_strings(student))
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.name)
+def test_student_code_cells_parse_and_are_stripped(assigned, solution):
+    out, _ = assigned
+    nb = load(out / solution.name)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        assert "hidden-check" not in cell.metadata.get("tags", [])
+        if cell.cell_type == "code":
+            ast.parse(cell.source)
+            assert cell.outputs == [] and cell.execution_count is None
+    assert "widgets" not in nb.metadata and nb.metadata.kernelspec.name == "python3"
+
+
+def test_blank_keeps_the_indentation_and_raises_when_run(assigned):
+    out, _ = assigned
+    cell = exercise_cell(load(out / "01_correlation.ipynb"), "correlation")
+    assert cell.metadata["macos_lite"] == {"exercise": "correlation", "points": 2}
+    assert '    raise NotImplementedError("Exercise correlation: ' in cell.source
+    namespace = {"torch": torch}
+    exec(compile(cell.source, "exercise-cell", "exec"), namespace)  # noqa: S102 -- run the student cell
+    with pytest.raises(NotImplementedError, match="Exercise correlation"):
+        namespace["correlation"](torch.zeros(1, 2, 3, 3), torch.zeros(1, 2, 3, 3))
+
+
+def test_markdown_answers_are_blanked(assigned):
+    out, _ = assigned
+    texts = [c.source for c in load(out / "02_cycle.ipynb").cells if c.cell_type == "markdown"]
+    assert any("*Your answer here.*" in t for t in texts)
+
+
+def test_outputs_and_metadata_never_carry_solutions(tmp_path):
+    nb = load(SOLUTIONS[0])
+    secret = solution_lines(SOLUTIONS[0])[0]
+    cell = exercise_cell(nb, "correlation")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=secret)]
+    cell.execution_count = 3
+    cell.metadata["scratch"] = secret
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"w": secret}}}
+    student, _ = student_notebook(nb, "x.ipynb")
+    assert secret not in json.dumps(student)
+    # a kept metadata key holding solution text stops the generation
+    cell.metadata["macos_lite"]["note"] = secret
+    with pytest.raises(AssignmentError, match="would survive"):
+        student_notebook(nb, "x.ipynb")
+
+
+def _unclosed(nb):
+    cell = exercise_cell(nb, "correlation")
+    cell.source = cell.source.replace("    ### END SOLUTION", "")
+
+
+def _bad_indent(nb):
+    cell = exercise_cell(nb, "correlation")
+    cell.source = "def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n  x = 2"
+
+
+@pytest.mark.parametrize("edit, words", [
+    (_unclosed, "never closed"),
+    (lambda nb: nb.cells[1].update(source="x = 1\n### END SOLUTION"), "without a BEGIN"),
+    (lambda nb: exercise_cell(nb, "correlation").metadata["macos_lite"].pop("points"), "points"),
+    (lambda nb: nb.cells.pop(), "no `hidden-check` cell"),
+    (lambda nb: nb.cells.append(copy.deepcopy(exercise_cell(nb, "correlation"))), "used twice"),
+    (_bad_indent, "not valid Python"),
+])
+def test_convention_errors_name_the_cell(edit, words):
+    nb = load(SOLUTIONS[0])
+    edit(nb)
+    with pytest.raises(AssignmentError, match=words) as info:
+        student_notebook(nb, "bad.ipynb")
+    assert "bad.ipynb" in str(info.value)
+
+
+def test_assign_command(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    assign_cli.add_arguments(parser)
+    assert assign_cli.run(parser.parse_args([str(SOLUTIONS[0]), "--out", str(tmp_path / "s")])) == 0
+    assert (tmp_path / "s" / SOLUTIONS[0].name).exists() and "1 student notebooks" in capsys.readouterr().out
+    assert assign_cli.run(parser.parse_args([str(FIXTURES), "--out", str(FIXTURES)])) == 1  # would overwrite
+    assert "choose another folder" in capsys.readouterr().err
+
+
+def test_hidden_checks_are_inserted_after_their_exercise():
+    solution = grade_cli._Solution("01_correlation.ipynb", find_exercises(load(SOLUTIONS[0]), "s"))
+    submitted = load(SOLUTIONS[0])
+    nb, origin = grading_notebook(submitted, solution, "GUARD")
+    kinds = [origin[c.id] for c in nb.cells]
+    assert kinds[0] == ("guard",) and nb.cells[0].source == "GUARD"
+    at = kinds.index(("student", 2))  # the exercise cell
+    assert kinds[at + 1] == ("check", "correlation")
+    assert len({c.id for c in nb.cells}) == len(nb.cells)
+    submitted.cells.pop(2)  # a student who deleted the exercise cell: the checks run at the end
+    nb, origin = grading_notebook(submitted, solution, "GUARD")
+    assert origin[nb.cells[-1].id] == ("check", "correlation")
+
+
+# ----------------------------------------------------------------------------------------------
+# containment, without a kernel
+
+
+def test_guard_blocks_actions_outside_the_folder(tmp_path):
+    folder, log = tmp_path / "folder", tmp_path / "guard.log"
+    folder.mkdir()
+    sentinel = tmp_path / "sentinel.txt"
+    sentinel.write_text("keep")
+    script = guard_cell_source(str(folder), str(log), preload=()) + textwrap.dedent(f"""
+        import os, shutil, subprocess, pathlib
+        def attempt(name, action):
+            try:
+                action()
+                print(name, "allowed")
+            except PermissionError as exc:
+                print(name, "blocked", exc)
+        attempt("write-inside", lambda: os.mkdir("a") or open("a/b.txt", "w").close())
+        attempt("rmtree-inside", lambda: shutil.rmtree("a"))
+        attempt("read-outside", lambda: open({str(sentinel)!r}).read())
+        attempt("delete", lambda: os.remove({str(sentinel)!r}))
+        attempt("write", lambda: open({str(sentinel)!r}, "a"))
+        attempt("rename", lambda: os.rename({str(sentinel)!r}, "stolen.txt"))
+        attempt("rmtree", lambda: shutil.rmtree({str(tmp_path)!r}))
+        attempt("symlink-write", lambda: os.symlink({str(sentinel)!r}, "link") or open("link", "w"))
+        attempt("process", lambda: subprocess.run(["true"]))
+        attempt("system", lambda: os.system("true"))
+        attempt("ctypes", lambda: __import__("ctypes").CDLL(None))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], cwd=folder, capture_output=True, text=True,
+                            timeout=60, check=False)
+    outcome = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()}
+    assert outcome == {"write-inside": "allowed", "rmtree-inside": "allowed", "read-outside": "allowed",
+                       "delete": "blocked", "write": "blocked", "rename": "blocked", "rmtree": "blocked",
+                       "symlink-write": "blocked", "process": "blocked", "system": "blocked",
+                       "ctypes": "blocked"}, result.stdout + result.stderr
+    assert sentinel.read_text() == "keep"
+    guard = read_log(log)
+    assert guard.ready and guard.pid is not None and not guard.failure
+    assert f"submission tried to delete {sentinel} outside its folder: blocked" in guard.blocked
+
+
+def test_a_failing_guard_ends_the_kernel_instead_of_running_unguarded(tmp_path):
+    log = tmp_path / "guard.log"
+    script = guard_cell_source(str(tmp_path), str(log), preload=("no_such_module_here",)) + "\nprint('ran')"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert result.returncode != 0 and "ran" not in result.stdout
+    guard = read_log(log)
+    assert not guard.ready and "no_such_module_here" in guard.failure
+
+
+# ----------------------------------------------------------------------------------------------
+# grade: one batch of five students
+
+
+def _variant(source, edit, target):
+    nb = load(source)
+    edit(nb)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(target))
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, assigned):
+    root = tmp_path_factory.mktemp("grading")
+    subs = root / "submissions"
+    sentinel = root / "sentinel.txt"
+    sentinel.write_text("keep me")
+    student_dir, _ = assigned
+    for solution in SOLUTIONS:
+        _variant(solution, lambda nb: None, subs / "alice" / solution.name)  # the solutions
+        _variant(student_dir / solution.name, lambda nb: None, subs / "bob" / solution.name)  # untouched
+    corr = SOLUTIONS[0]
+
+    def syntax_error(nb):
+        cell = exercise_cell(nb, "correlation")
+        cell.source = cell.source.replace("def correlation(f_A, f_B):", "def correlation(f_A, f_B)")
+
+    def sleeps(nb):
+        cell = exercise_cell(nb, "correlation")
+        cell.source = "import time\ntime.sleep(600)\n" + cell.source
+
+    def malicious(nb):
+        attack = textwrap.dedent(f"""
+            import os, shutil, subprocess
+            for attack in (lambda: os.remove({str(sentinel)!r}), lambda: shutil.rmtree({str(root)!r}),
+                           lambda: subprocess.run(["rm", "-f", {str(sentinel)!r}])):
+                try:
+                    attack()
+                except OSError as exc:
+                    print("swallowed:", exc)
+            os.system("rm -f " + {str(sentinel)!r})""")
+        nb.cells.insert(1, nbformat.v4.new_code_cell(attack))
+
+    _variant(corr, syntax_error, subs / "carol" / corr.name)
+    _variant(corr, sleeps, subs / "dave" / corr.name)
+    _variant(corr, malicious, subs / "eve" / corr.name)
+    (subs / "frank").mkdir()
+    (subs / "frank" / corr.name).write_text("{ this is not a notebook")
+    out = root / "out"
+    grades = grade_submissions(subs, [FIXTURES], out, timeout=TIMEOUT, jobs=2, progress=lambda line: None)
+    with open(out / "grades.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {"root": root, "out": out, "grades": grades, "rows": rows, "sentinel": sentinel}
+
+
+def rows_of(graded, student):
+    return {(r["notebook"], r["exercise"]): r for r in graded["rows"] if r["student"] == student}
+
+
+@pytest.mark.slow  # all grading tests share one batch of real kernel runs
+def test_grades_csv_layout(graded):
+    with open(graded["out"] / "grades.csv", newline="") as f:
+        header = next(csv.reader(f))
+    assert header == ["student", "notebook", "exercise", "points", "max_points", "status", "message"]
+    assert {r["student"] for r in graded["rows"]} == {"alice", "bob", "carol", "dave", "eve", "frank"}
+
+
+@pytest.mark.slow
+def test_solutions_get_full_marks(graded):
+    rows = rows_of(graded, "alice")
+    assert {k: (r["status"], r["points"]) for k, r in rows.items()} == {
+        ("01_correlation.ipynb", "correlation"): ("passed", "2"),
+        ("02_cycle.ipynb", "cycle_loss"): ("passed", "3")}
+    alice = [g for g in graded["grades"] if g.student == "alice"]
+    assert all(not g.blocked and not g.note for g in alice)  # the course's own code trips no guard
+    executed = load(graded["out"] / "students" / "alice" / "01_correlation.ipynb")
+    printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    assert "correlation: relative error" in printed and "✓" in printed
+
+
+@pytest.mark.slow
+def test_untouched_student_notebooks_get_zero_with_the_reason(graded):
+    rows = rows_of(graded, "bob")
+    for (notebook, exercise), r in rows.items():
+        assert r["points"] == "0" and r["status"] == "failed"
+        assert "not implemented yet" in r["message"] and f"Exercise {exercise}" in r["message"]
+
+
+@pytest.mark.slow
+def test_syntax_error_is_reported_on_its_cell(graded):
+    rows = rows_of(graded, "carol")
+    r = rows[("01_correlation.ipynb", "correlation")]
+    assert r["status"] == "error" and r["points"] == "0"
+    assert "SyntaxError" in r["message"] and "cell 3" in r["message"]
+    assert rows[("02_cycle.ipynb", "cycle_loss")]["status"] == "missing"
+
+
+@pytest.mark.slow
+def test_endless_submission_times_out_and_leaves_no_kernel(graded):
+    r = rows_of(graded, "dave")[("01_correlation.ipynb", "correlation")]
+    assert r["status"] == "timeout" and f"timed out after {TIMEOUT} s" in r["message"]
+    assert "cell 3 (`import time`)" in r["message"]
+    leftovers = [p for p in psutil.process_iter(["cmdline"])
+                 if "macos-lite-grade-" in " ".join(p.info["cmdline"] or [])]
+    assert leftovers == []
+
+
+@pytest.mark.slow
+def test_malicious_submission_is_contained_and_reported(graded):
+    sentinel = graded["sentinel"]
+    assert sentinel.read_text() == "keep me"
+    rows = rows_of(graded, "eve")
+    assert rows[("01_correlation.ipynb", "correlation")]["status"] == "passed"  # its own work still counts
+    blocked = rows[("01_correlation.ipynb", "(containment)")]
+    assert blocked["status"] == "blocked" and blocked["max_points"] == "0"
+    assert f"submission tried to delete {sentinel} outside its folder: blocked" in blocked["message"]
+    assert "start a process" in blocked["message"]
+    report = (graded["out"] / "students" / "eve" / "report.md").read_text()
+    assert f"tried to delete {sentinel} outside its folder: blocked" in report
+
+
+@pytest.mark.slow
+def test_unreadable_notebook_is_reported(graded):
+    r = rows_of(graded, "frank")[("01_correlation.ipynb", "correlation")]
+    assert r["status"] == "error" and "not a readable notebook" in r["message"]
+
+
+@pytest.mark.slow
+def test_reports_per_student_and_for_the_class(graded):
+    summary = (graded["out"] / "summary.md").read_text()
+    for student in ("alice", "bob", "carol", "dave", "eve"):
+        assert f"| {student} |" in summary
+        assert (graded["out"] / "students" / student / "report.md").exists()
+    assert "| alice | 2 | 3 | 5 |" in summary
+    assert "dave / 01_correlation.ipynb: timed out" in summary
+    report = (graded["out"] / "students" / "bob" / "report.md").read_text()
+    assert "**Total: 0 / 5 points**" in report and "not implemented yet" in report
+
+
+def test_grade_command_reports_bad_input(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    grade_cli.add_arguments(parser)
+    args = parser.parse_args([str(tmp_path / "nowhere"), "--solutions", str(FIXTURES),
+                              "--out", str(tmp_path / "o")])
+    assert args.timeout == grade_cli.DEFAULT_TIMEOUT and args.jobs == 1
+    assert grade_cli.run(args) == 1
+    assert "no such folder of submissions" in capsys.readouterr().err
