@@ -1,0 +1,3 @@
+from macos_lite.cli import main
+
+raise SystemExit(main())

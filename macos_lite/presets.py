@@ -1,0 +1,65 @@
+"""Presets: one name fixes the scale of every notebook and of training (ARCHITECTURE 4).
+
+| preset  | where           | image size | backbone            | purpose                                   |
+|---------|-----------------|------------|---------------------|-------------------------------------------|
+| `smoke` | CI, 2-core CPU  | 96         | lite (frozen)       | every notebook in seconds; numbers asserted |
+| `demo`  | laptop CPU      | 128        | lite (frozen)       | a real, visible learning curve in minutes |
+| `full`  | GPU             | 240        | resnet101 (or lite) | the paper's training and evaluation       |
+
+``resolve_preset()`` picks ``$MACOS_LITE_PRESET``, else ``full`` when CUDA is available, else ``demo``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, replace
+
+import torch
+
+PRESET_ENV = "MACOS_LITE_PRESET"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything that scales with the hardware. Steps count optimiser updates."""
+
+    name: str
+    image_size: int
+    backbone: str
+    backbone_mode: str  # "frozen" on CPU (the encoder's backward would dominate); "frozen_bn" as the paper on GPU
+    batch_size: int
+    pretrain_steps: int  # synthetic strong supervision of G (CNNGeo recipe)
+    epochs: int
+    steps_per_epoch: int | None  # None: one pass over the training tuples
+    lr: float
+    num_train_images: int  # size of the synthetic training set
+    num_val_pairs: int
+    num_test_pairs: int
+    num_workers: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS = {
+    "smoke": Preset("smoke", 96, "lite", "frozen", batch_size=8, pretrain_steps=40, epochs=1, steps_per_epoch=20,
+                    lr=3e-4, num_train_images=100, num_val_pairs=20, num_test_pairs=40, num_workers=0),
+    "demo": Preset("demo", 128, "lite", "frozen", batch_size=8, pretrain_steps=300, epochs=3, steps_per_epoch=100,
+                   lr=3e-4, num_train_images=500, num_val_pairs=100, num_test_pairs=200, num_workers=0),
+    "full": Preset("full", 240, "resnet101", "frozen_bn", batch_size=16, pretrain_steps=5000, epochs=60,
+                   steps_per_epoch=None, lr=1e-4, num_train_images=5000, num_val_pairs=500, num_test_pairs=1000,
+                   num_workers=8),
+}
+
+
+def resolve_preset(name: str | None = None) -> str:
+    """The preset to use: ``name``, else ``$MACOS_LITE_PRESET``, else ``full`` on a CUDA machine, else ``demo``."""
+    name = name or os.environ.get(PRESET_ENV) or ("full" if torch.cuda.is_available() else "demo")
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; the presets are {tuple(PRESETS)}")
+    return name
+
+
+def get_preset(name: str | None = None, **overrides) -> Preset:
+    """The :class:`Preset` called ``name`` (see :func:`resolve_preset`), with fields overridden."""
+    return replace(PRESETS[resolve_preset(name)], **overrides)

@@ -1,0 +1,92 @@
+"""``macos-lite train``: command-line front end of :mod:`macos_lite.training`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .losses import ABLATIONS, TERMS, LossConfig
+from .presets import PRESETS
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="synthetic", help="synthetic (default), pf-pascal, pf-willow, tss, "
+                   "internet, weizmann-horse, spair")
+    p.add_argument("--data-root", help="the dataset's folder (default $MACOS_LITE_DATA/<dataset>)")
+    p.add_argument("--preset", choices=tuple(PRESETS), help="smoke / demo / full (default: full on CUDA, else demo)")
+    p.add_argument("--out", help="run folder for checkpoints and logs (default runs/train-<dataset>-<time>)")
+    p.add_argument("--backbone", choices=("lite", "resnet101"))
+    p.add_argument("--backbone-mode", choices=("frozen", "finetune", "frozen_bn"))
+    p.add_argument("--backbone-weights", help="local ImageNet weights file for resnet101 (default: torchvision's)")
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--steps-per-epoch", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--pretrain-steps", type=int, help="synthetic strong-supervision steps before the weak phase")
+    p.add_argument("--losses", help=f"comma-separated terms to use with lambda 1 (of {', '.join(TERMS)})")
+    p.add_argument("--ablation", choices=tuple(ABLATIONS), help="one of the paper's ablations")
+    for term in TERMS:
+        p.add_argument(f"--lambda-{term}", type=float, help=f"weight of L_{term}")
+    p.add_argument("--weighting", choices=("mask", "corr_max", "none"), help="foreground guidance of L_matching")
+    p.add_argument("--phi", type=float, help="matching tolerance in feature cells")
+    p.add_argument("--margin", type=float, help="contrastive margin m")
+    p.add_argument("--tps-lambda", type=float, help="TPS regulariser inside the losses")
+    p.add_argument("--tuple-size", type=int, choices=(2, 3))
+    p.add_argument("--augment", action="store_true", help="random crops/flips as in the reference training")
+    p.add_argument("--val-dataset", help="dataset for the per-epoch validation PCK ('none' to skip)")
+    p.add_argument("--val-root")
+    p.add_argument("--val-pairs", type=int)
+    p.add_argument("--early-stop-drop", type=float, help="stop when val PCK < best - this (reference: 0.05)")
+    p.add_argument("--init-weights", help="start from a macos_lite checkpoint or a WeakAlign/CNNGeo file")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", choices=("auto", "bf16", "off"), default="auto")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--num-workers", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-steps", type=int, help="stop after this global step (resume later with --resume)")
+    p.add_argument("--checkpoint-every", type=int, default=0, help="also save last.pt every N steps")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def loss_config_from_args(args) -> LossConfig:
+    cfg = dict(ABLATIONS[args.ablation]) if args.ablation else {}
+    weights = dict(cfg.get("weights", LossConfig().weights))
+    if args.losses:
+        names = [t.strip() for t in args.losses.split(",") if t.strip()]
+        unknown = set(names) - set(TERMS)
+        if unknown:
+            raise SystemExit(f"--losses: unknown terms {sorted(unknown)}; choose from {', '.join(TERMS)}")
+        weights = {t: 1.0 if t in names else 0.0 for t in TERMS}
+    for term in TERMS:
+        value = getattr(args, f"lambda_{term}")
+        if value is not None:
+            weights[term] = value
+    cfg["weights"] = weights
+    for key in ("weighting", "phi", "margin"):
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    if args.tps_lambda is not None:
+        cfg["tps_lambda"] = args.tps_lambda
+    return LossConfig(**cfg)
+
+
+def run(args) -> int:
+    from .training import TrainConfig, Trainer
+
+    fields = ("dataset", "data_root", "preset", "out", "backbone", "backbone_mode", "image_size", "batch_size",
+              "epochs", "steps_per_epoch", "lr", "pretrain_steps", "tuple_size", "augment", "val_dataset", "val_root",
+              "val_pairs", "early_stop_drop", "init_weights", "device", "amp", "compile", "num_workers", "seed",
+              "max_steps", "checkpoint_every", "resume")
+    cfg = TrainConfig(loss=loss_config_from_args(args), progress=not args.no_progress,
+                      **{f: getattr(args, f) for f in fields})
+    if args.backbone_weights:
+        cfg.pretrained = args.backbone_weights
+    trainer = Trainer(cfg)
+    if trainer.is_main:
+        print(f"training {cfg.dataset} with preset {trainer.cfg.preset} on {trainer.device} -> {trainer.out}")
+    summary = trainer.fit()
+    if trainer.is_main:
+        print(json.dumps(summary, indent=2))
+    return 0

@@ -1,0 +1,522 @@
+"""Training: synthetic strong-supervision pre-training of G, then weakly supervised joint training.
+
+One :class:`Trainer` runs both phases on a single global step counter:
+
+* steps ``[0, pretrain_steps)``: the CNNGeo recipe (:mod:`macos_lite.pretrain`) on single training
+  images, encoder frozen;
+* then ``epochs x steps_per_epoch`` weak steps on same-category tuples with eq 12
+  (:class:`macos_lite.losses.MaCoSLoss`), a validation PCK after every epoch and the best
+  checkpoint kept.
+
+Everything a step uses -- which images, which random warps -- is a function of ``(seed, step)``, and a
+checkpoint holds the model, optimiser, scheduler, RNG states and counters, so ``resume=True``
+continues exactly where a run stopped (bit-identical on CPU). Multi-GPU/multi-node: launch the same
+command with ``torchrun``; each process takes its share of every global batch
+(DistributedDataParallel, gloo on CPU, nccl on CUDA).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+
+from . import paths
+from .backbones import build_perceptual
+from .checkpoints import load_checkpoint, load_reference_weights, model_checkpoint, save_checkpoint
+from .device import resolve_device
+from .evaluate import ModelMethod, evaluate_matching
+from .losses import LossConfig, MaCoSLoss
+from .model import MaCoSNet
+from .presets import get_preset
+from .pretrain import pretrain_loss
+
+# which PCK normaliser a dataset's validation uses (the benchmark's own protocol)
+VAL_NORMALIZER = {"synthetic": "image", "pf-pascal": "scnet", "pf-willow": "kp_bbox", "spair": "bbox"}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term or the gradient became NaN/inf; the message names the step and the term."""
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run; ``None`` fields take the preset's value (see :mod:`macos_lite.presets`)."""
+
+    dataset: str = "synthetic"
+    data_root: str | None = None
+    preset: str | None = None
+    out: str | None = None
+    backbone: str | None = None
+    backbone_mode: str | None = None
+    pretrained: bool | str = True
+    image_size: int | None = None
+    batch_size: int | None = None
+    epochs: int | None = None
+    steps_per_epoch: int | None = None
+    lr: float | None = None
+    pretrain_steps: int | None = None
+    pretrain_lr: float | None = None
+    backbone_lr_scale: float = 0.1
+    weight_decay: float = 0.0
+    scheduler: str = "cosine"
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"  # "auto": bf16 autocast on CUDA; "bf16"; "off"
+    channels_last: str = "auto"
+    compile: bool = False
+    num_workers: int | None = None
+    tuple_size: int | None = None  # None: triplets when the transitivity loss is on, else pairs
+    augment: bool = False
+    loss: LossConfig = field(default_factory=LossConfig)
+    num_train_images: int | None = None  # synthetic only
+    val_dataset: str | None = None  # None: synthetic val pairs for synthetic, the dataset's val split, or none
+    val_root: str | None = None
+    val_split: str = "val"
+    val_pairs: int | None = None
+    early_stop_drop: float | None = None
+    log_every: int = 10
+    checkpoint_every: int = 0
+    max_steps: int | None = None
+    init_weights: str | None = None
+    resume: bool = False
+    progress: bool = True
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with every preset-dependent field filled in."""
+        p = get_preset(self.preset)
+        values = asdict(self)
+        values["loss"] = self.loss
+        values["preset"] = p.name
+        for name in ("backbone", "backbone_mode", "image_size", "batch_size", "epochs", "steps_per_epoch", "lr",
+                     "pretrain_steps", "num_workers", "num_train_images"):
+            if values[name] is None:
+                values[name] = getattr(p, name)
+        values["pretrain_lr"] = values["pretrain_lr"] or values["lr"]
+        values["val_pairs"] = values["val_pairs"] or p.num_val_pairs
+        if values["tuple_size"] is None:
+            values["tuple_size"] = 3 if self.loss.needs_triplets else 2
+        if self.loss.needs_triplets and values["tuple_size"] < 3:
+            raise ValueError("the transitivity loss needs triplets: set tuple_size=3 or lambda_trans=0")
+        if values["out"] is None:
+            values["out"] = str(paths.runs_root() / f"train-{values['dataset']}-{time.strftime('%Y%m%d-%H%M%S')}")
+        return TrainConfig(**values)
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["loss"] = self.loss.to_dict()
+        return d
+
+
+def _loss_config(d) -> LossConfig:
+    return d if isinstance(d, LossConfig) else LossConfig(**d)
+
+
+# ----------------------------------------------------------------------------------------------
+# Distributed helpers
+# ----------------------------------------------------------------------------------------------
+
+
+def _distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _rng_state() -> dict:
+    # numpy's state as plain values, so the checkpoint loads with weights_only=True
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
+                                                        cached], "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------
+
+
+class _StepBatches(torch.utils.data.Sampler):
+    """Batches of dataset indices for global steps ``start..stop-1``; this rank's share of each."""
+
+    def __init__(self, index_fn, start: int, stop: int, rank: int, world: int):
+        self.index_fn, self.start, self.stop, self.rank, self.world = index_fn, start, stop, rank, world
+
+    def __iter__(self):
+        for step in range(self.start, self.stop):
+            yield self.index_fn(step)[self.rank::self.world]
+
+    def __len__(self):
+        return max(0, self.stop - self.start)
+
+
+def _training_data(cfg: TrainConfig):
+    """(image dataset for pre-training, weak tuple view) of the training set."""
+    from .data.registry import get_images, get_pairs
+    from .data.views import PairList, WeakTuples
+
+    steps = cfg.steps_per_epoch
+    if cfg.dataset == "synthetic":
+        images = get_images("synthetic", split="train", image_size=cfg.image_size, num_images=cfg.num_train_images,
+                            seed=cfg.seed)
+    else:
+        images = get_images(cfg.dataset, root=cfg.data_root, split="train" if cfg.dataset == "pf-pascal" else None,
+                            image_size=cfg.image_size)
+    if cfg.dataset == "pf-pascal":  # replay the official training pair list (with its flip flags)
+        view = PairList(get_pairs("pf-pascal", root=cfg.data_root, split="train", image_size=cfg.image_size),
+                        tuple_size=cfg.tuple_size, seed=cfg.seed, augment=cfg.augment)
+    else:
+        n = None if steps is None else steps * cfg.batch_size
+        view = WeakTuples(images, tuple_size=cfg.tuple_size, num_tuples=n, seed=cfg.seed, augment=cfg.augment)
+    return images, view
+
+
+def _validation_data(cfg: TrainConfig):
+    from .data.registry import get_pairs
+
+    name = cfg.val_dataset or ("synthetic" if cfg.dataset == "synthetic" else
+                               "pf-pascal" if cfg.dataset == "pf-pascal" else None)
+    if name is None or name == "none":
+        return None, None
+    if name == "synthetic":
+        pairs = get_pairs("synthetic", split="val", image_size=cfg.image_size, num_pairs=cfg.val_pairs, seed=cfg.seed)
+    else:
+        root = cfg.val_root or (cfg.data_root if name == cfg.dataset else None)
+        split = cfg.val_split if name in ("pf-pascal", "spair") else None
+        pairs = get_pairs(name, root=root, split=split, image_size=cfg.image_size)
+        if cfg.val_pairs and len(pairs) > cfg.val_pairs:  # an even spread over the list, always the same pairs
+            keep = np.linspace(0, len(pairs) - 1, cfg.val_pairs).round().astype(int)
+            pairs = torch.utils.data.Subset(pairs, keep.tolist())
+    return pairs, VAL_NORMALIZER.get(name, "image")
+
+
+# ----------------------------------------------------------------------------------------------
+# Trainer
+# ----------------------------------------------------------------------------------------------
+
+
+class Trainer:
+    """Builds the model, data, loss and optimiser from a :class:`TrainConfig`; :meth:`fit` trains."""
+
+    def __init__(self, config: TrainConfig | None = None, **overrides):
+        config = config or TrainConfig()
+        for k, v in overrides.items():
+            setattr(config, k, v)
+        config.loss = _loss_config(config.loss)
+        self.cfg = cfg = config.resolved()
+        self.rank, self.world, local_rank = _distributed()
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo")
+        self.device = resolve_device(cfg.device)
+        if self.device.type == "cuda" and self.world > 1:
+            self.device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(self.device)
+        self.out = Path(cfg.out)
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        seed_everything(cfg.seed)
+
+        self.model = MaCoSNet(cfg.backbone, cfg.image_size, pretrained=cfg.pretrained,
+                              backbone_mode=cfg.backbone_mode).to(self.device)
+        if cfg.init_weights:
+            self._load_init(cfg.init_weights)
+        self.use_amp = cfg.amp == "bf16" or (cfg.amp == "auto" and self.device.type == "cuda")
+        if cfg.channels_last == "on" or (cfg.channels_last == "auto" and self.device.type == "cuda"):
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.perceptual = build_perceptual(cfg.backbone, pretrained=cfg.pretrained).to(self.device) \
+            if cfg.loss.active("contrast") else None
+        self.criterion = MaCoSLoss(cfg.loss, self.perceptual)
+        self.net = self.model
+        if self.world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=True)
+        self.forward = torch.compile(self.net) if cfg.compile else self.net
+
+        self.images, self.view = _training_data(cfg)
+        self.val_pairs, self.val_normalizer = _validation_data(cfg)
+        self.steps_per_epoch = cfg.steps_per_epoch or max(1, len(self.view) // cfg.batch_size)
+        self.total_steps = cfg.pretrain_steps + cfg.epochs * self.steps_per_epoch
+
+        encoder = [p for n, p in self.model.named_parameters() if n.startswith("encoder.")]
+        rest = [p for n, p in self.model.named_parameters() if not n.startswith("encoder.")]
+        self.optimizer = torch.optim.Adam([{"params": rest, "lr": cfg.lr},
+                                           {"params": encoder, "lr": cfg.lr * cfg.backbone_lr_scale}],
+                                          weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.step, self.best, self.history = 0, -math.inf, []
+        self.stopped_early = False
+        if cfg.resume:
+            self._resume()
+
+    # ------------------------------------------------------------------------------------------
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def _lr_factor(self, step: int) -> float:
+        cfg = self.cfg
+        if step < cfg.pretrain_steps:
+            return cfg.pretrain_lr / cfg.lr
+        if cfg.scheduler == "constant":
+            return 1.0
+        t = (step - cfg.pretrain_steps) / max(1, self.total_steps - cfg.pretrain_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    def _load_init(self, path: str) -> None:
+        state = load_checkpoint(path)
+        if "model" in state:
+            self.model.load_state_dict(state["model"])
+        else:
+            load_reference_weights(self.model, state)
+
+    def phase(self, step: int) -> str:
+        return "pretrain" if step < self.cfg.pretrain_steps else "weak"
+
+    def epoch_of(self, step: int) -> int:
+        return (step - self.cfg.pretrain_steps) // self.steps_per_epoch
+
+    def _pretrain_indices(self, step: int) -> list[int]:
+        rng = np.random.default_rng([self.cfg.seed, 1, step])
+        return rng.integers(0, len(self.images), self.cfg.batch_size).tolist()
+
+    def _weak_indices(self, step: int) -> list[int]:
+        k = (step - self.cfg.pretrain_steps) % self.steps_per_epoch
+        n = len(self.view)
+        return [(k * self.cfg.batch_size + i) % n for i in range(self.cfg.batch_size)]
+
+    def _loader(self, dataset, index_fn, start: int, stop: int):
+        cfg = self.cfg
+        sampler = _StepBatches(index_fn, start, stop, self.rank, self.world)
+        kw = dict(num_workers=cfg.num_workers, pin_memory=self.device.type == "cuda")
+        if cfg.num_workers:
+            kw.update(persistent_workers=False, prefetch_factor=4)
+        return DataLoader(dataset, batch_sampler=sampler, **kw)
+
+    # ------------------------------------------------------------------------------------------
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if self.device.type == "cuda" and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _compute(self, step: int, batch) -> tuple[torch.Tensor, dict]:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+            if self.phase(step) == "pretrain":
+                images = self._to_device(batch["image"])
+                gen = torch.Generator().manual_seed(int(np.random.default_rng([self.cfg.seed, 2, step]).integers(2**62)))
+                return pretrain_loss(self.forward, images, gen, tps=True)
+            images = batch["images"].to(self.device, non_blocking=True)
+            out = self.forward(images, tps=True, masks=self.cfg.loss.needs_masks)
+            return self.criterion(out, images)
+
+    def _check_finite(self, step: int, terms: dict, total: torch.Tensor) -> None:
+        for name, value in {**terms, "total": total}.items():
+            if not torch.isfinite(value.detach()).all():
+                raise NonFiniteLossError(
+                    f"step {step} ({self.phase(step)}): loss term '{name}' is not finite "
+                    f"({value.detach().float().mean().item()}). Lower the learning rate (--lr) or that term's lambda; "
+                    f"the last good checkpoint is {self.out / 'last.pt'}")
+
+    def _set_phase_modes(self, phase: str) -> None:
+        """Pre-training regresses G on frozen features; the weak phase uses the configured backbone mode."""
+        self.model.encoder.set_mode("frozen" if phase == "pretrain" else self.cfg.backbone_mode)
+        self.model.train()
+
+    def train_step(self, step: int, batch) -> dict:
+        total, terms = self._compute(step, batch)
+        self._check_finite(step, terms, total)
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip) if params else torch.tensor(0.0)
+        if not torch.isfinite(norm):
+            raise NonFiniteLossError(f"step {step} ({self.phase(step)}): the gradient norm is {norm.item()}; "
+                                     "lower the learning rate or a lambda")
+        self.optimizer.step()
+        self.scheduler.step()
+        return {"loss": total.item(), **{k: v.detach().float().mean().item() for k, v in terms.items()},
+                "grad_norm": float(norm)}
+
+    # ------------------------------------------------------------------------------------------
+    def validate(self) -> dict:
+        if self.val_pairs is None:
+            return {}
+        method = ModelMethod(self.model, "cascade")
+        res = evaluate_matching(method, self.val_pairs, alphas=(0.05, 0.1), normalizers=(self.val_normalizer,),
+                                batch_size=self.cfg.batch_size, device=self.device)
+        self.model.train()
+        return {"val_pck@0.1": res.pck(alpha=0.1), "val_pck@0.05": res.pck(alpha=0.05),
+                "val_normalizer": self.val_normalizer}
+
+    def state_dict(self) -> dict:
+        return model_checkpoint(self.model, optimizer=self.optimizer.state_dict(),
+                                scheduler=self.scheduler.state_dict(), rng=_rng_state(), step=self.step,
+                                best=self.best, history=self.history, config=self.cfg.to_dict(),
+                                stopped_early=self.stopped_early)
+
+    def save(self, name: str = "last.pt") -> Path | None:
+        if not self.is_main:
+            return None
+        return save_checkpoint(self.out / name, self.state_dict())
+
+    def _resume(self) -> None:
+        path = self.out / "last.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint {path}; start without --resume or point --out at the "
+                                    "folder of the run to continue")
+        state = load_checkpoint(path, map_location="cpu")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+        self.step, self.best, self.history = state["step"], state["best"], list(state["history"])
+        self.stopped_early = bool(state.get("stopped_early", False))
+
+    def _log(self, record: dict) -> None:
+        self.history.append(record)
+        if self.is_main:
+            with open(self.out / "log.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+            if self._tb is not None:
+                for k, v in record.items():
+                    if isinstance(v, (int, float)) and k not in ("step", "epoch"):
+                        self._tb.add_scalar(k, v, record["step"])
+
+    # ------------------------------------------------------------------------------------------
+    def fit(self) -> dict:
+        """Train from the current step to the end (or to ``max_steps``); returns a summary."""
+        cfg = self.cfg
+        self._tb = None
+        if self.is_main:
+            (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(str(self.out / "tensorboard"))
+            except ImportError:
+                pass
+        stop = self.total_steps if cfg.max_steps is None else min(self.total_steps, cfg.max_steps)
+        bar = None
+        if cfg.progress and self.is_main:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+        try:
+            while self.step < stop and not self.stopped_early:
+                self._run_phase(stop, bar)
+        except KeyboardInterrupt:
+            self.save()
+            print(f"\ninterrupted at step {self.step}; continue with --resume --out {self.out}")
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            if self._tb is not None:
+                self._tb.close()
+        self.save()
+        return self.summary()
+
+    def _run_phase(self, stop: int, bar) -> None:
+        cfg = self.cfg
+        phase = self.phase(self.step)
+        self._set_phase_modes(phase)
+        if phase == "pretrain":
+            end = min(stop, cfg.pretrain_steps)
+            loader = self._loader(self.images, self._pretrain_indices, self.step, end)
+        else:
+            epoch = self.epoch_of(self.step)
+            self.view.set_epoch(epoch)
+            end = min(stop, cfg.pretrain_steps + (epoch + 1) * self.steps_per_epoch)
+            loader = self._loader(self.view, self._weak_indices, self.step, end)
+        t0, seen = time.perf_counter(), 0
+        for batch in loader:
+            stats = self.train_step(self.step, batch)
+            self.step += 1
+            seen += cfg.batch_size
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(phase=phase, loss=f"{stats['loss']:.4f}")
+            if self.step % cfg.log_every == 0 or self.step == end:
+                rate = seen / max(1e-9, time.perf_counter() - t0)
+                self._log({"step": self.step, "phase": phase, "epoch": max(0, self.epoch_of(self.step - 1)),
+                           "lr": self.scheduler.get_last_lr()[0], "tuples_per_s": rate, **stats})
+                t0, seen = time.perf_counter(), 0
+            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                self.save()
+        if phase == "weak" and (self.step - cfg.pretrain_steps) % self.steps_per_epoch == 0:
+            self._end_epoch()
+        elif phase == "pretrain" and self.step == cfg.pretrain_steps:
+            metrics = self._validate_main()
+            record = {"step": self.step, "phase": "pretrain_done", "epoch": -1, **metrics}
+            self._log(record)
+            self.save()
+            self._keep_if_best(record)
+
+    def _validate_main(self) -> dict:
+        metrics = self.validate() if self.is_main else {}
+        if self.world > 1:
+            box = [metrics]
+            dist.broadcast_object_list(box, src=0)
+            metrics = box[0]
+        return metrics
+
+    def _end_epoch(self) -> None:
+        epoch = self.epoch_of(self.step - 1)
+        metrics = self._validate_main()
+        score = metrics.get("val_pck@0.1", math.nan)
+        record = {"step": self.step, "phase": "epoch_end", "epoch": epoch, **metrics}
+        self._log(record)
+        self.save()
+        self._keep_if_best(record)
+        drop = self.cfg.early_stop_drop
+        if drop is not None and not math.isnan(score) and score < self.best - drop:
+            self.stopped_early = True  # the reference's rule: stop when val PCK falls below best - drop
+            self._log({"step": self.step, "phase": "early_stop", "epoch": epoch, "best": self.best})
+            self.save()
+
+    def _keep_if_best(self, record: dict) -> None:
+        score = record.get("val_pck@0.1", math.nan)
+        if not math.isnan(score) and score > self.best:
+            self.best = score
+            record["best"] = True
+            self.save("best.pt")
+
+    def summary(self) -> dict:
+        losses = [r for r in self.history if r.get("phase") == "weak"]
+        return {"out": str(self.out), "steps": self.step, "best_val_pck@0.1": self.best,
+                "first_weak_loss": losses[0]["loss"] if losses else None,
+                "last_weak_loss": losses[-1]["loss"] if losses else None,
+                "stopped_early": self.stopped_early}
+
+
+def train(config: TrainConfig | None = None, **overrides) -> dict:
+    """Build a :class:`Trainer` and fit it; returns its summary."""
+    return Trainer(config, **overrides).fit()

@@ -1,0 +1,106 @@
+"""The trainer: learning on the synthetic data, exact resume, clear NaN stops, torchrun."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from macos_lite.checkpoints import load_checkpoint
+from macos_lite.losses import LossConfig
+from macos_lite.training import NonFiniteLossError, Trainer, TrainConfig
+
+
+def tiny(out, **kw):
+    cfg = dict(preset="smoke", out=str(out), image_size=64, batch_size=2, pretrain_steps=3, epochs=2,
+               steps_per_epoch=2, num_train_images=20, val_pairs=4, progress=False, log_every=1, device="cpu",
+               pretrained=False)
+    cfg.update(kw)
+    return TrainConfig(**cfg)
+
+
+@pytest.mark.slow
+def test_smoke_training_lowers_the_loss_and_beats_identity(tmp_path):
+    from macos_lite.data.registry import get_pairs
+    from macos_lite.evaluate import IdentityMethod, ModelMethod, evaluate_matching
+
+    trainer = Trainer(TrainConfig(preset="smoke", out=str(tmp_path), progress=False, val_pairs=30))
+    trainer.fit()
+    pre = [r for r in trainer.history if r["phase"] == "pretrain"]
+    assert pre[-1]["grid_cascade"] < pre[0]["grid_cascade"]
+    test_pairs = get_pairs("synthetic", split="test", image_size=trainer.cfg.image_size, num_pairs=40)
+    identity = evaluate_matching(IdentityMethod(), test_pairs, normalizers=("image",)).pck()
+    model = evaluate_matching(ModelMethod(trainer.model), test_pairs, normalizers=("image",)).pck()
+    assert model > identity + 0.1, (model, identity)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert any(r["phase"] == "epoch_end" and "val_pck@0.1" in r for r in log)
+    assert (tmp_path / "best.pt").is_file() and (tmp_path / "last.pt").is_file()
+
+
+def test_checkpoint_holds_everything_needed_to_resume(tmp_path):
+    trainer = Trainer(tiny(tmp_path, epochs=1))
+    trainer.fit()
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert {"model", "model_config", "optimizer", "scheduler", "rng", "step", "best", "history", "config"} <= set(state)
+    assert state["step"] == 3 + 2
+    assert state["config"]["loss"]["weights"]["matching"] == 1.0
+
+
+def test_interrupt_and_resume_is_bit_identical(tmp_path):
+    full = Trainer(tiny(tmp_path / "full"))
+    full.fit()
+    first = Trainer(tiny(tmp_path / "split", max_steps=4))  # stops inside the first weak epoch
+    first.fit()
+    assert first.step == 4
+    resumed = Trainer(tiny(tmp_path / "split", resume=True))
+    assert resumed.step == 4
+    resumed.fit()
+    assert resumed.step == full.step == 3 + 2 * 2
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r.get("loss") for r in full.history] == [r.get("loss") for r in resumed.history]
+
+
+def test_resume_without_checkpoint_is_explained(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        Trainer(tiny(tmp_path, resume=True))
+
+
+def test_nan_stops_with_step_and_term(tmp_path, monkeypatch):
+    trainer = Trainer(tiny(tmp_path, pretrain_steps=0, loss=LossConfig(weights={"matching": 1.0, "cycle": 1.0})))
+    original = trainer.criterion.forward
+
+    def poisoned(out, images):
+        total, terms = original(out, images)
+        terms["cycle"] = terms["cycle"] * float("nan")
+        return total, terms
+
+    monkeypatch.setattr(trainer.criterion, "forward", poisoned)
+    with pytest.raises(NonFiniteLossError, match=r"step 0 .*'cycle'"):
+        trainer.fit()
+
+
+def test_triplets_when_transitivity_is_on(tmp_path):
+    trainer = Trainer(tiny(tmp_path))
+    assert trainer.cfg.tuple_size == 3
+    pairs_only = Trainer(tiny(tmp_path / "p", loss=LossConfig(weights={"matching": 1.0, "cycle": 1.0})))
+    assert pairs_only.cfg.tuple_size == 2
+    with pytest.raises(ValueError, match="triplets"):
+        Trainer(tiny(tmp_path / "q", tuple_size=2))
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_train_and_save_one_checkpoint(tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "macos_lite", "train", "--preset", "smoke", "--image-size", "64", "--batch-size", "4",
+           "--pretrain-steps", "2", "--epochs", "1", "--steps-per-epoch", "2", "--val-dataset", "none",
+           "--device", "cpu", "--out", str(out), "--no-progress", "--losses", "matching,cycle,contrast,task"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in out.glob("*.pt")) == ["last.pt"]
+    state = load_checkpoint(out / "last.pt")
+    assert state["step"] == 4
