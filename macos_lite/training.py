@@ -367,14 +367,30 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------
     def validate(self) -> dict:
+        """PCK@0.05/0.1 of the cascade on the validation pairs; co-segmentation J when they carry masks."""
         if self.val_pairs is None:
             return {}
         method = ModelMethod(self.model, "cascade")
         res = evaluate_matching(method, self.val_pairs, alphas=(0.05, 0.1), normalizers=(self.val_normalizer,),
                                 batch_size=self.cfg.batch_size, device=self.device)
+        metrics = {"val_pck@0.1": res.pck(alpha=0.1), "val_pck@0.05": res.pck(alpha=0.05),
+                   "val_normalizer": self.val_normalizer}
+        if self.cfg.loss.needs_masks and "mask_A" in self.val_pairs[0]:
+            metrics["val_jaccard"] = self._mask_jaccard(method)
         self.model.train()
-        return {"val_pck@0.1": res.pck(alpha=0.1), "val_pck@0.05": res.pck(alpha=0.05),
-                "val_normalizer": self.val_normalizer}
+        return metrics
+
+    def _mask_jaccard(self, method: ModelMethod) -> float:
+        from .data.registry import collate
+        from .metrics import binarize_prediction, jaccard, nanmean
+
+        scores = []
+        for batch in DataLoader(self.val_pairs, batch_size=self.cfg.batch_size, collate_fn=collate):
+            probs = method.masks(batch["image_A"].to(self.device), batch["image_B"].to(self.device))
+            for prob, gts in zip(probs, (batch["mask_A"], batch["mask_B"])):
+                for p, gt in zip(prob.cpu(), gts):
+                    scores.append(jaccard(binarize_prediction(p, gt.shape[-2:]), gt[0] > 0.5))
+        return nanmean(scores)
 
     def state_dict(self) -> dict:
         return model_checkpoint(self.model, optimizer=self.optimizer.state_dict(),

@@ -11,9 +11,13 @@ the other way round):
   in theta, which the hard form is not.
 * matching score (eq 2): ``s(q) = sum_p m(p, q) S(p, q)``: the correlation found where T sends q.
 * loss (eq 3): ``-sum_q M(q) s(q) / sum_q M(q)``, with M the decoder's foreground probability of the
-  target, average-pooled to the feature grid and detached (the mask guides matching; it is trained by
-  its own losses). The normaliser is constant in theta, so a transform that maps cells outside the
-  source loses their score instead of shrinking the denominator.
+  target, average-pooled to the feature grid. The normaliser is constant in theta, so a transform that
+  maps cells outside the source loses their score instead of shrinking the denominator.
+
+Whether eq 3 also trains the mask is a choice (``mask_grad``). Detached (the default), the mask only
+guides matching. With gradients, the weighted *mean* moves mask weight towards cells whose
+correspondences score above the average -- the cells that move with the object -- a co-segmentation
+signal from matching; unnormalised, eq 3 would simply push every mask value up.
 
 The official code weights by the best correlation of each cell (``max_p S(p, q)``); that proxy is
 ``weighting="corr_max"`` (per sample, without the batch-mixing broadcast of bug B10).
@@ -68,8 +72,9 @@ def matching_score(corr: torch.Tensor, theta: torch.Tensor, kind: str, weights: 
     return (wq * s_q).sum(1) / wq.sum(1).clamp_min(1e-6)
 
 
-def foreground_weights(corr: torch.Tensor, mask_logits: torch.Tensor | None, weighting: str) -> torch.Tensor | None:
-    """Per-target-cell weights ``(B, h, w)`` (detached) for the chosen ``weighting``."""
+def foreground_weights(corr: torch.Tensor, mask_logits: torch.Tensor | None, weighting: str,
+                       mask_grad: bool = False) -> torch.Tensor | None:
+    """Per-target-cell weights ``(B, h, w)`` for the chosen ``weighting`` (detached unless ``mask_grad``)."""
     if weighting not in WEIGHTINGS:
         raise ValueError(f"unknown matching weighting {weighting!r}; expected one of {WEIGHTINGS}")
     if weighting == "none":
@@ -78,17 +83,18 @@ def foreground_weights(corr: torch.Tensor, mask_logits: torch.Tensor | None, wei
         return corr.detach().amax(dim=1)
     if mask_logits is None:
         raise ValueError("weighting='mask' needs the decoder's masks: run the model with masks=True")
-    return F.adaptive_avg_pool2d(torch.sigmoid(mask_logits.detach().float()), corr.shape[-2:])[:, 0]
+    logits = mask_logits.float() if mask_grad else mask_logits.detach().float()
+    return F.adaptive_avg_pool2d(torch.sigmoid(logits), corr.shape[-2:])[:, 0]
 
 
 def matching_loss(out, weighting: str = "mask", phi: float = 1.0, soft: bool = True, lam: float = 0.0,
-                  stages=("affine", "cascade")) -> torch.Tensor:
+                  stages=("affine", "cascade"), mask_grad: bool = False) -> torch.Tensor:
     """Eq 3 over every ordered pair of a :class:`~macos_lite.model.MaCoSOutput`, for the affine stage and
     the composed affine->TPS map, both scored on the stage-1 correlation (as WeakAlign). Returns ``(B,)``."""
     p, b = out.theta_aff.shape[:2]
     corr = out.corr.reshape(p * b, *out.corr.shape[2:])
     logits = None if out.mask_logits is None else out.mask_logits.reshape(p * b, *out.mask_logits.shape[2:])
-    weights = foreground_weights(corr, logits, weighting)
+    weights = foreground_weights(corr, logits, weighting, mask_grad)
     scores = []
     for stage in stages:
         if stage == "affine":

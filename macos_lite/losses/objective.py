@@ -32,6 +32,7 @@ class LossConfig:
     margin: m of the contrastive hinge, in F's dimension-normalised squared distance. tps_lambda:
     TPS regulariser inside the losses (0 = the same map as at evaluation). consistency_grid: n of
     the n x n points of eqs 4-5. consistency_kind: "affine" (the official code) or "cascade".
+    mask_grad: let eq 3 train the decoder's mask too (see :mod:`.matching`).
     """
 
     weights: dict = field(default_factory=lambda: {"matching": 1.0, "cycle": 1.0, "trans": 1.0, "contrast": 1.0,
@@ -42,6 +43,7 @@ class LossConfig:
     tps_lambda: float = 0.0
     consistency_grid: int = 10
     consistency_kind: str = "affine"
+    mask_grad: bool = False
 
     def __post_init__(self):
         unknown = set(self.weights) - set(TERMS)
@@ -95,7 +97,7 @@ class MaCoSLoss(torch.nn.Module):
         cfg = self.config
         terms: dict[str, torch.Tensor] = {}
         if cfg.active("matching"):
-            terms["matching"] = matching_loss(out, cfg.weighting, cfg.phi, lam=cfg.tps_lambda)
+            terms["matching"] = matching_loss(out, cfg.weighting, cfg.phi, lam=cfg.tps_lambda, mask_grad=cfg.mask_grad)
         if cfg.active("cycle"):
             terms["cycle"] = cycle_loss(out, cfg.consistency_kind, cfg.consistency_grid)
         if cfg.active("trans"):
