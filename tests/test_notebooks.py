@@ -1,0 +1,94 @@
+"""The course notebooks: hygiene, and every notebook executed by papermill in the smoke preset."""
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from macos_lite.course import CHECKED_TAG, course_notebooks, execute
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = course_notebooks(ROOT / "notebooks")
+PARAMETERS = {"PRESET", "DEVICE", "SEED", "RESULTS_PATH", "DATA_ROOT"}
+
+
+def test_there_is_a_course():
+    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(len(NOTEBOOKS))]
+    assert len(NOTEBOOKS) >= 12
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_hygiene(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert "widgets" not in nb.metadata, "saved widget state: strip it"
+    for cell in nb.cells:
+        if cell.cell_type == "code" and CHECKED_TAG not in cell.metadata.get("tags", []):
+            assert not cell.outputs and cell.execution_count is None, f"stored output in {path.name}: strip it"
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1, "exactly one cell tagged 'parameters'"
+    tree = ast.parse(params[0].source)
+    names = set()
+    for node in tree.body:  # literals only: papermill overrides must not be silently ignored
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1, ast.dump(node)
+        ast.literal_eval(node.value)
+        names.add(node.targets[0].id)
+    assert names == PARAMETERS
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# ")
+    intro = "\n".join(c.source for c in nb.cells[:3] if c.cell_type == "markdown").lower()
+    assert "goal" in intro and "run time" in intro
+
+
+def test_every_notebook_is_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    for path in NOTEBOOKS:
+        assert f"notebooks/{path.name}" in readme, f"{path.name} missing from the README's table of contents"
+
+
+def test_exercises_have_checks():
+    exercises = set()
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if "exercise" in cell.metadata.get("tags", []):
+                exercises.add(cell.metadata["macos_lite"]["exercise"])
+                assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source
+    assert {"correlation", "affine_grid", "tps_solve", "matching_score", "cycle_loss", "contrastive_loss"} <= exercises
+
+
+# -- execution --------------------------------------------------------------------------------------
+
+
+def _at_least(results, key, value):
+    assert results[key] >= value, f"{key} = {results[key]} < {value}"
+
+
+# what each notebook's RESULTS_PATH json must show in the smoke preset (the numbers the notebook asserts on)
+EXPECT = {}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One runs folder for the whole module: notebook 08's trained model is reused by 09-11."""
+    folder = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MACOS_LITE_RUNS", str(folder))
+        mp.setenv("MPLBACKEND", "Agg")
+        yield folder
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_in_smoke(path, runs, tmp_path):
+    results_path = tmp_path / "results.json"
+    execute(path, tmp_path / path.name, {"PRESET": "smoke", "RESULTS_PATH": str(results_path)}, path.parent)
+    results = json.loads(results_path.read_text())
+    assert results["preset"] == "smoke"
+    check = EXPECT.get(path.stem)
+    if check is not None:
+        check(results)
