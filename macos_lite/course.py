@@ -35,9 +35,6 @@ from . import paths
 from .device import cap_threads, resolve_device
 from .presets import Preset, get_preset
 
-# where the development subsets live under $MACOS_LITE_SHARED_DATA, and downloads under $MACOS_LITE_DATA
-_SHARED_LAYOUT = {"pf-willow": "pf-willow-dev", "tss": "tss-sample", "weizmann-horse": "weizmann-horse-dev"}
-
 
 @dataclass
 class Course:
@@ -56,12 +53,7 @@ class Course:
         Looks in DATA_ROOT (``<DATA_ROOT>/<name>`` or the development layout), the shared development
         data (``$MACOS_LITE_SHARED_DATA``), then the download folder (``$MACOS_LITE_DATA/<name>``).
         """
-        candidates = []
-        for base in (self.data_root, paths.shared_data_root()):
-            if base is not None:
-                candidates += [Path(base) / name, Path(base) / _SHARED_LAYOUT.get(name, name)]
-        candidates.append(paths.data_root() / name)
-        return next((c for c in candidates if c.is_dir() and any(c.iterdir())), None)
+        return paths.find_dataset(name, self.data_root)
 
     def save_results(self) -> dict:
         """Write ``results`` as JSON to RESULTS_PATH (when set); returns them."""

@@ -22,11 +22,18 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
 
 def cap_threads(max_threads: int | None = None) -> int:
-    """Limit torch's intra-op threads to the cores this process may use (small machines thrash otherwise)."""
+    """Limit torch's intra-op threads to the cores this process may use (small machines thrash otherwise).
+
+    ``$MACOS_LITE_THREADS`` (or ``$OMP_NUM_THREADS``) lowers the cap, e.g. to 1 on a machine shared with
+    other jobs, where oversubscribed threads are many times slower than one.
+    """
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS / Windows
         cores = os.cpu_count() or 1
+    env = os.environ.get("MACOS_LITE_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    if env and env.isdigit() and int(env) > 0:
+        cores = min(cores, int(env))
     n = max(1, min(cores, max_threads or cores))
     torch.set_num_threads(n)
     return n

@@ -28,3 +28,20 @@ def shared_data_root() -> Path | None:
         return None
     path = Path(env).expanduser()
     return path if path.is_dir() else None
+
+
+# folder names of the development subsets under $MACOS_LITE_SHARED_DATA
+DEV_LAYOUT = {"pf-willow": "pf-willow-dev", "tss": "tss-sample", "weizmann-horse": "weizmann-horse-dev"}
+
+
+def find_dataset(name: str, root: str | Path | None = None) -> Path | None:
+    """The folder of dataset ``name``: ``root`` itself when it is that dataset's folder, ``root/<name>`` or the
+    development layout under ``root``, then the same under ``$MACOS_LITE_SHARED_DATA``, then
+    ``$MACOS_LITE_DATA/<name>``. None when nothing non-empty is found."""
+    candidates = []
+    for base in (root, shared_data_root()):
+        if base is not None:
+            base = Path(base).expanduser()
+            candidates += [base / name, base / DEV_LAYOUT.get(name, name)]
+    candidates.append(data_root() / name)
+    return next((c for c in candidates if c.is_dir() and any(c.iterdir())), None)

@@ -10,10 +10,13 @@ from .presets import PRESETS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="synthetic", help="synthetic (default), pf-pascal, pf-willow, tss, "
+    p.add_argument("--dataset", help="synthetic (default), pf-pascal, pf-willow, tss, "
                    "internet, weizmann-horse, spair")
     p.add_argument("--data-root", help="the dataset's folder (default $MACOS_LITE_DATA/<dataset>)")
     p.add_argument("--preset", choices=tuple(PRESETS), help="smoke / demo / full (default: full on CUDA, else demo)")
+    p.add_argument("--recipe", choices=("ours", "reference"), default="ours",
+                   help="reference: the official script's settings (PF-PASCAL, lr 5e-8, batch 4, 60 epochs, early "
+                        "stopping; start from --init-weights WeakAlign); explicit options still override")
     p.add_argument("--out", help="run folder for checkpoints and logs (default runs/train-<dataset>-<time>)")
     p.add_argument("--backbone", choices=("lite", "resnet101"))
     p.add_argument("--backbone-mode", choices=("frozen", "finetune", "frozen_bn"))
@@ -39,13 +42,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-pairs", type=int)
     p.add_argument("--early-stop-drop", type=float, help="stop when val PCK < best - this (reference: 0.05)")
     p.add_argument("--init-weights", help="start from a macos_lite checkpoint or a WeakAlign/CNNGeo file")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--amp", choices=("auto", "bf16", "off"), default="auto")
+    p.add_argument("--device")
+    p.add_argument("--amp", choices=("auto", "bf16", "off"))
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--num-workers", type=int)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int)
     p.add_argument("--max-steps", type=int, help="stop after this global step (resume later with --resume)")
-    p.add_argument("--checkpoint-every", type=int, default=0, help="also save last.pt every N steps")
+    p.add_argument("--checkpoint-every", type=int, help="also save last.pt every N steps")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--no-progress", action="store_true")
 
@@ -79,8 +82,14 @@ def run(args) -> int:
               "epochs", "steps_per_epoch", "lr", "pretrain_steps", "tuple_size", "augment", "val_dataset", "val_root",
               "val_pairs", "early_stop_drop", "init_weights", "device", "amp", "compile", "num_workers", "seed",
               "max_steps", "checkpoint_every", "resume")
-    cfg = TrainConfig(loss=loss_config_from_args(args), progress=not args.no_progress,
-                      **{f: getattr(args, f) for f in fields})
+    from .training import reference_recipe
+
+    values = reference_recipe() if args.recipe == "reference" else {}
+    values.update({f: getattr(args, f) for f in fields if getattr(args, f) not in (None, False)})
+    if args.recipe == "reference" and not args.init_weights:
+        print("warning: the reference recipe fine-tunes a WeakAlign checkpoint (--init-weights); from ImageNet "
+              "weights its learning rate of 5e-8 cannot learn")
+    cfg = TrainConfig(loss=loss_config_from_args(args), progress=not args.no_progress, **values)
     if args.backbone_weights:
         cfg.pretrained = args.backbone_weights
     trainer = Trainer(cfg)

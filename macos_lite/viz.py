@@ -102,6 +102,9 @@ def pair_figure(item: dict, prediction: dict | None = None, alpha: float = 0.1):
         if "mask_A" in prediction:
             overlay_mask(axes[1, 1], a, prediction["mask_A"], "mask of A")
             overlay_mask(axes[1, 2], b, prediction["mask_B"], "mask of B")
+        else:
+            axes[1, 1].set_visible(False)
+            axes[1, 2].set_visible(False)
     fig.tight_layout()
     return fig
 

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 
 import psutil
 
-PRELOAD = ("numpy", "torch", "macos_lite.checks")
+# imported before the guard: their C libraries load through ctypes, which the guard then forbids
+PRELOAD = ("numpy", "torch", "torchvision", "timm", "matplotlib.pyplot", "macos_lite.checks", "macos_lite.model")
 
 _GUARD = '''\
 # macos_lite grader: containment guard (injected by the grader, not part of the submission)

@@ -42,8 +42,17 @@ class DataNotFoundError(DataError, FileNotFoundError):
     """A data file or a dataset folder is missing."""
 
 
+# datasets without a download command: where they come from
+MANUAL_SOURCES = {
+    "weizmann-horse": "get the Weizmann Horse database (Borenstein & Ullman, ECCV 2002) by hand and put its "
+                      "rgb/ and figure_ground/ folders under the dataset root",
+}
+
+
 def download_hint(dataset: str | None) -> str:
     """The fix for a missing or broken dataset file, as a sentence fragment."""
+    if dataset in MANUAL_SOURCES:
+        return MANUAL_SOURCES[dataset]
     if dataset:
         return f"run `macos-lite download {dataset}`"
     return "run `macos-lite download NAME` for its dataset"

@@ -732,7 +732,7 @@ class SyntheticImages(Dataset):
     in {0, 1} (foreground 1); ``keypoints`` float32 ``(10, 2)`` 0-based pixel ``(x, y)`` (named by
     ``KEYPOINT_NAMES[category_name]``); ``visible`` bool ``(10,)`` (False outside the image);
     ``category`` int (index into ``category_names``); ``category_name`` str; ``index`` int;
-    ``size`` int64 ``(2,)`` = ``(H, W)``.
+    ``name`` str; ``size`` int64 ``(2,)`` = ``(H, W)``.
     """
 
     def __init__(self, num_images: int = 200, image_size: int = 128, seed: int = 0,
@@ -792,6 +792,7 @@ class SyntheticImages(Dataset):
             "category": label,
             "category_name": self.category_names[label],
             "index": i,
+            "name": f"synthetic/{self.split}/{i}",
             "size": torch.tensor([self.image_size, self.image_size]),
         }
 
