@@ -6,6 +6,11 @@ co-occur in the partner (SPEC 1.6). Four stride-2 transposed convolutions bring 
 back to the input size; after each of the first three the encoder's feature map of the same scale is
 added (skip connections at strides 8, 4, 2 -- the wiring the official code intended, bug B17 fixed).
 A 1x1 projection matches skip channels to the decoder's widths where they differ.
+
+Initialisation (as the reference): every transposed convolution starts as a bilinear up-sampler of the
+mean of its input channels, so the first masks are smooth rather than the checkerboard noise a random
+stride-2 transposed convolution produces; a small random part breaks the symmetry between channels, and
+the last layer starts near zero (masks of probability 1/2 everywhere).
 """
 
 from __future__ import annotations
@@ -15,8 +20,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def bilinear_kernel(in_ch: int, out_ch: int) -> torch.Tensor:
+    """Weights ``(in_ch, out_ch, 3, 3)`` that make a stride-2 transposed conv a bilinear up-sampler of the
+    channel mean: ``[[.25, .5, .25], [.5, 1, .5], [.25, .5, .25]] / in_ch`` for every (in, out) pair."""
+    k = torch.tensor([0.5, 1.0, 0.5])
+    return (k[:, None] * k[None, :] / in_ch).expand(in_ch, out_ch, 3, 3).clone()
+
+
 def _up(in_ch: int, out_ch: int, last: bool = False) -> nn.Module:
     deconv = nn.ConvTranspose2d(in_ch, out_ch, 3, stride=2, padding=1, output_padding=1, bias=last)
+    with torch.no_grad():
+        noise = torch.empty_like(deconv.weight).uniform_(-1, 1) / (3 * in_ch**0.5)
+        deconv.weight.copy_((bilinear_kernel(in_ch, out_ch) + noise) * (0.1 if last else 1.0))
     return deconv if last else nn.Sequential(deconv, nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
 
 

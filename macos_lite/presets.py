@@ -31,7 +31,8 @@ class Preset:
     pretrain_steps: int  # synthetic strong supervision of G (CNNGeo recipe)
     epochs: int
     steps_per_epoch: int | None  # None: one pass over the training tuples
-    lr: float
+    lr: float  # weak phase
+    pretrain_lr: float
     num_train_images: int  # size of the synthetic training set
     num_val_pairs: int
     num_test_pairs: int
@@ -43,12 +44,14 @@ class Preset:
 
 PRESETS = {
     "smoke": Preset("smoke", 96, "lite", "frozen", batch_size=8, pretrain_steps=40, epochs=1, steps_per_epoch=20,
-                    lr=3e-4, num_train_images=100, num_val_pairs=20, num_test_pairs=40, num_workers=0),
-    "demo": Preset("demo", 128, "lite", "frozen", batch_size=8, pretrain_steps=300, epochs=3, steps_per_epoch=100,
-                   lr=3e-4, num_train_images=500, num_val_pairs=100, num_test_pairs=200, num_workers=0),
+                    lr=1e-4, pretrain_lr=3e-4, num_train_images=100, num_val_pairs=20, num_test_pairs=40,
+                    num_workers=0),
+    "demo": Preset("demo", 128, "lite", "frozen", batch_size=8, pretrain_steps=300, epochs=2, steps_per_epoch=50,
+                   lr=1e-4, pretrain_lr=3e-4, num_train_images=500, num_val_pairs=100, num_test_pairs=200,
+                   num_workers=0),
     "full": Preset("full", 240, "resnet101", "frozen_bn", batch_size=16, pretrain_steps=5000, epochs=60,
-                   steps_per_epoch=None, lr=1e-4, num_train_images=5000, num_val_pairs=500, num_test_pairs=1000,
-                   num_workers=8),
+                   steps_per_epoch=None, lr=1e-4, pretrain_lr=3e-4, num_train_images=5000, num_val_pairs=500,
+                   num_test_pairs=1000, num_workers=8),
 }
 
 

@@ -67,9 +67,11 @@ class TrainConfig:
     pretrain_steps: int | None = None
     pretrain_lr: float | None = None
     backbone_lr_scale: float = 0.1
+    decoder_lr_scale: float = 10.0  # the decoder starts from scratch; G starts pre-trained
     weight_decay: float = 0.0
     scheduler: str = "cosine"
-    grad_clip: float = 1.0
+    grad_clip: float = 10.0  # against spikes only: a tight clip lets the consistency terms' large gradients
+    # scale the matching gradient away
     seed: int = 0
     device: str = "auto"
     amp: str = "auto"  # "auto": bf16 autocast on CUDA; "bf16"; "off"
@@ -99,10 +101,9 @@ class TrainConfig:
         values["loss"] = self.loss
         values["preset"] = p.name
         for name in ("backbone", "backbone_mode", "image_size", "batch_size", "epochs", "steps_per_epoch", "lr",
-                     "pretrain_steps", "num_workers", "num_train_images"):
+                     "pretrain_lr", "pretrain_steps", "num_workers", "num_train_images"):
             if values[name] is None:
                 values[name] = getattr(p, name)
-        values["pretrain_lr"] = values["pretrain_lr"] or values["lr"]
         values["val_pairs"] = values["val_pairs"] or p.num_val_pairs
         if values["tuple_size"] is None:
             values["tuple_size"] = 3 if self.loss.needs_triplets else 2
@@ -275,10 +276,12 @@ class Trainer:
         self.steps_per_epoch = cfg.steps_per_epoch or max(1, len(self.view) // cfg.batch_size)
         self.total_steps = cfg.pretrain_steps + cfg.epochs * self.steps_per_epoch
 
-        encoder = [p for n, p in self.model.named_parameters() if n.startswith("encoder.")]
-        rest = [p for n, p in self.model.named_parameters() if not n.startswith("encoder.")]
-        self.optimizer = torch.optim.Adam([{"params": rest, "lr": cfg.lr},
-                                           {"params": encoder, "lr": cfg.lr * cfg.backbone_lr_scale}],
+        groups = {"encoder.": cfg.backbone_lr_scale, "decoder.": cfg.decoder_lr_scale}
+        params = {prefix: [] for prefix in (*groups, "")}
+        for name, p in self.model.named_parameters():
+            params[next((g for g in groups if name.startswith(g)), "")].append(p)
+        self.optimizer = torch.optim.Adam([{"params": params[""], "lr": cfg.lr}] +
+                                          [{"params": params[g], "lr": cfg.lr * scale} for g, scale in groups.items()],
                                           weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.step, self.best, self.history = 0, -math.inf, []

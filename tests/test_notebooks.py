@@ -68,8 +68,31 @@ def _at_least(results, key, value):
     assert results[key] >= value, f"{key} = {results[key]} < {value}"
 
 
+def _expect_00(r):
+    assert r["num_categories"] == 5 and r["keypoints_per_image"] == 10
+    assert r["pck_identity"] < 0.35  # the synthetic pairs are not aligned to begin with
+
+
+def _expect_01(r):
+    assert r["exercise_correlation_ok"] is True
+    assert r["corr_shape"] == [36, 6, 6]  # 96 px -> a 6 x 6 grid -> 36 channels
+    assert r["pck_nn"] > r["pck_identity"]  # ImageNet features match better than no motion
+
+
+def _expect_02(r):
+    assert r["exercise_affine_grid_ok"] is True and r["exercise_tps_solve_ok"] is True
+    assert r["tps_residual_lam0"] < 1e-4 < r["tps_residual_lam0.2"]  # interpolation at lambda = 0 only
+    assert r["keypoint_round_trip_px"] < 1e-6
+
+
+def _expect_03(r):
+    assert r["grid_loss_last"] < r["grid_loss_first"]
+    assert r["pck_cascade"] > r["pck_identity"] + 0.05
+
+
 # what each notebook's RESULTS_PATH json must show in the smoke preset (the numbers the notebook asserts on)
-EXPECT = {}
+EXPECT = {"00_setup_and_data": _expect_00, "01_features_and_correlation": _expect_01,
+          "02_affine_and_tps_geometry": _expect_02, "03_predictor_and_cascade": _expect_03}
 
 
 @pytest.fixture(scope="module")

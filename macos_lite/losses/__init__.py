@@ -3,11 +3,11 @@
 from .consistency import consistency_points, cycle_error, cycle_loss, transitivity_error, transitivity_loss
 from .contrastive import contrastive_loss, contrastive_terms, object_background
 from .matching import correspondence_mask, foreground_weights, matching_loss, matching_score
-from .objective import ABLATIONS, TERMS, LossConfig, MaCoSLoss
+from .objective import ABLATIONS, DEFAULT_WEIGHTS, TERMS, LossConfig, MaCoSLoss
 from .task import task_loss, warped_mask_bce
 
 __all__ = [
-    "ABLATIONS", "TERMS", "LossConfig", "MaCoSLoss", "consistency_points", "contrastive_loss", "contrastive_terms",
+    "ABLATIONS", "DEFAULT_WEIGHTS", "TERMS", "LossConfig", "MaCoSLoss", "consistency_points", "contrastive_loss", "contrastive_terms",
     "correspondence_mask", "cycle_error", "cycle_loss", "foreground_weights", "matching_loss", "matching_score",
     "object_background", "task_loss", "transitivity_error", "transitivity_loss", "warped_mask_bce",
 ]
