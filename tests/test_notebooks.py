@@ -90,9 +90,34 @@ def _expect_03(r):
     assert r["pck_cascade"] > r["pck_identity"] + 0.05
 
 
+def _expect_04(r):
+    assert r["score_true"] > r["score_identity"] and r["score_last"] > r["score_first"]
+    assert r["theta_error_final"] < r["theta_error_initial"] / 2  # gradient ascent on the score recovers theta
+    assert r["hard_gradient_is_zero"] is True and r["b10_package_mixes"] is False
+
+
+def _expect_05(r):
+    assert r["cycle_exact_inverse"] < 1e-4 < r["cycle_perturbed"]
+    assert r["trans_consistent_package"] < 1e-4 < r["trans_consistent_official_order"]  # bug B11
+    assert r["loss_last"] < r["loss_first"]
+
+
+def _expect_06(r):
+    assert r["perceptual_training"] is False
+    assert r["empty_mask_wins_every_margin"]["synthetic"] is True  # the degenerate minimum the notebook shows
+    assert r["loss_last"] < r["loss_first"]
+
+
+def _expect_07(r):
+    assert 0 < r["valid_fraction"] < 1
+    assert r["bce_cascade"] < r["bce_affine_only"]
+
+
 # what each notebook's RESULTS_PATH json must show in the smoke preset (the numbers the notebook asserts on)
 EXPECT = {"00_setup_and_data": _expect_00, "01_features_and_correlation": _expect_01,
-          "02_affine_and_tps_geometry": _expect_02, "03_predictor_and_cascade": _expect_03}
+          "02_affine_and_tps_geometry": _expect_02, "03_predictor_and_cascade": _expect_03,
+          "04_matching_loss": _expect_04, "05_cycle_and_transitivity": _expect_05,
+          "06_decoder_and_contrastive_loss": _expect_06, "07_task_consistency_and_objective": _expect_07}
 
 
 @pytest.fixture(scope="module")
