@@ -42,7 +42,7 @@ class LossConfig:
     weights: dict = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     phi: float = 1.0
     weighting: str = "mask"
-    margin: float = 1.0
+    margin: float = 2.0  # SPEC 2.4: m = 2 on dimension-normalised squared distances
     tps_lambda: float = 0.0
     consistency_grid: int = 10
     consistency_kind: str = "affine"
