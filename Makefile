@@ -22,8 +22,11 @@ env: $(STAMP)  ## create/refresh .venv only
 course: $(STAMP)  ## run the whole course headless into runs/<timestamp>/
 	$(BIN)/macos-lite course $(if $(PRESET),--preset $(PRESET),)
 
-test: $(STAMP)  ## the test suite (unit, real-data, notebooks)
+test: $(STAMP)  ## the test suite: unit, real-data, notebooks (papermill), then nbval on the notebooks
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@tmp=$$(mktemp -d); MACOS_LITE_PRESET=smoke MACOS_LITE_RUNS=$$tmp MPLBACKEND=Agg \
+	  $(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+	  -p no:cacheprovider -o addopts="" notebooks/; status=$$?; rm -rf $$tmp; exit $$status
 
 lab: $(STAMP)  ## open JupyterLab on the course notebooks
 	$(BIN)/jupyter lab notebooks/

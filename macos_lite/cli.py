@@ -41,9 +41,12 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == wanted:  # only the chosen command's module is imported
             mod = importlib.import_module(module)
-            adder = getattr(mod, f"add_{name}_arguments", None) or mod.add_arguments
-            adder(p)
-            p.set_defaults(func=getattr(mod, f"run_{name}", None) or mod.run)
+            if hasattr(mod, f"add_{name}_arguments"):  # a module serving several commands (assign, grade)
+                getattr(mod, f"add_{name}_arguments")(p)
+                p.set_defaults(func=getattr(mod, f"run_{name}"))
+            else:
+                mod.add_arguments(p)
+                p.set_defaults(func=mod.run)
     return parser
 
 

@@ -290,8 +290,10 @@ def refresh_checked_outputs(notebooks: str | Path = "notebooks", only: list[str]
             executed = execute(book, Path(tmp) / book.name, {"PRESET": "smoke"}, book.parent)
             nb = nbformat.read(executed, as_version=4)
         source = nbformat.read(book, as_version=4)
-        for src_cell, run_cell in zip(source.cells, nb.cells):
-            if src_cell.cell_type == "code" and CHECKED_TAG in src_cell.metadata.get("tags", []):
+        executed_cells = {c.get("id"): c for c in nb.cells}  # papermill inserts a cell: match by id
+        for src_cell in source.cells:
+            run_cell = executed_cells.get(src_cell.get("id"))
+            if src_cell.cell_type == "code" and CHECKED_TAG in src_cell.metadata.get("tags", []) and run_cell:
                 src_cell.outputs = [o for o in run_cell.outputs if o.get("output_type") != "display_data"]
                 src_cell.execution_count = run_cell.execution_count
         nbformat.write(strip_outputs(source), book)
