@@ -40,7 +40,7 @@ def lab(tmp_path_factory):
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}", "--LabApp.expose_app_in_browser=True",
-         "--ServerApp.open_browser=False"],
+         "--ServerApp.open_browser=False"] + (["--allow-root"] if os.geteuid() == 0 else []),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=work)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -69,7 +69,9 @@ def test_slider_changes_the_rendered_warp(lab):
         page.goto(lab, timeout=120_000)
         page.wait_for_selector(".jp-Notebook", timeout=120_000)
         page.wait_for_function("window.jupyterapp !== undefined", timeout=60_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], .jp-Toolbar", timeout=120_000)
+        # run-all before the kernel is up would open a kernel dialog instead of running anything
+        page.wait_for_function("window.jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel?.status"
+                               " === 'idle'", timeout=180_000)
         page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
         # the first widget of the notebook is the affine warping demo; wait for its slider and its picture
         handle = page.locator(".jupyter-widgets .noUi-handle, .jupyter-widgets input[type=range]").first

@@ -113,11 +113,41 @@ def _expect_07(r):
     assert r["bce_cascade"] < r["bce_affine_only"]
 
 
+def _expect_08(r):
+    assert r["loss_last_avg"] < r["loss_first_avg"]
+    assert r["pck_model"] > r["pck_identity"] + 0.05  # training beats no motion on held-out pairs
+    assert r["resume_exact"] is True and r["total_steps"] == r["val_curve"][-1]["step"]
+
+
+def _expect_09(r):
+    assert r["pck_model"] > r["pck_identity"]
+    if "tss" in r.get("real_data", []):
+        # the protocol's sanity check lives in the tests; here: the identity row is the published baseline
+        assert 0.0 <= r["tss"]["identity"]["flow_pck"] <= 1.0
+    if "pf-willow" in r.get("real_data", []):
+        assert r["pf-willow"]["identity"]["num_pairs"] == r["pf-willow"]["model"]["num_pairs"] > 0
+
+
+def _expect_10(r):
+    assert r["affine_theta_rot90"] == pytest.approx([0, -1, 0, 1, 0, 0], abs=1e-6)
+    fg = r["mask_foreground"]
+    assert fg["0.1"] >= fg["0.5"] >= fg["0.9"]  # a higher threshold keeps fewer pixels
+    assert r["pck_model"] > r["pck_untrained"]
+
+
+def _expect_11(r):
+    assert set(r["ablations"]) == {"joint", "matching_only", "coseg_only"}
+    assert set(r["sweeps"]) == {"cycle", "trans", "contrast", "task", "margin"}
+    assert all(s["diverged"] == 0 for s in r["sensitivity"].values())
+
+
 # what each notebook's RESULTS_PATH json must show in the smoke preset (the numbers the notebook asserts on)
 EXPECT = {"00_setup_and_data": _expect_00, "01_features_and_correlation": _expect_01,
           "02_affine_and_tps_geometry": _expect_02, "03_predictor_and_cascade": _expect_03,
           "04_matching_loss": _expect_04, "05_cycle_and_transitivity": _expect_05,
-          "06_decoder_and_contrastive_loss": _expect_06, "07_task_consistency_and_objective": _expect_07}
+          "06_decoder_and_contrastive_loss": _expect_06, "07_task_consistency_and_objective": _expect_07,
+          "08_training": _expect_08, "09_evaluation": _expect_09, "10_interactive_demos": _expect_10,
+          "11_ablations_and_sensitivity": _expect_11}
 
 
 @pytest.fixture(scope="module")
