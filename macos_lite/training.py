@@ -306,6 +306,15 @@ class Trainer:
     def _load_init(self, path: str) -> None:
         state = load_checkpoint(path)
         if "model" in state:
+            trained = state.get("config", {})
+            mismatch = {k: (trained[k], getattr(self.cfg, k)) for k in ("backbone", "image_size")
+                        if k in trained and trained[k] != getattr(self.cfg, k)}
+            if mismatch:  # the heads' and decoder's shapes depend on both
+                fix = " ".join(f"--{k.replace('_', '-')} {was}" for k, (was, _) in mismatch.items())
+                raise ValueError(f"{path}: the checkpoint was trained with "
+                                 + ", ".join(f"{k} = {was}" for k, (was, _) in mismatch.items())
+                                 + f", this run uses " + ", ".join(f"{k} = {now}" for k, (_, now) in mismatch.items())
+                                 + f"; pass {fix} (or another preset)")
             self.model.load_state_dict(state["model"])
         else:
             load_reference_weights(self.model, state)

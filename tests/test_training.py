@@ -104,3 +104,10 @@ def test_torchrun_two_processes_train_and_save_one_checkpoint(tmp_path):
     assert sorted(p.name for p in out.glob("*.pt")) == ["last.pt"]
     state = load_checkpoint(out / "last.pt")
     assert state["step"] == 4
+
+
+def test_init_weights_of_another_image_size_name_the_fix(tmp_path):
+    ckpt = tmp_path / "demo.pt"
+    torch.save({"model": {}, "config": {"image_size": 128, "backbone": "lite"}}, ckpt)
+    with pytest.raises(ValueError, match=r"demo\.pt.*image_size = 128.*--image-size 128"):
+        Trainer(TrainConfig(preset="smoke", out=str(tmp_path / "run"), progress=False, init_weights=str(ckpt)))
