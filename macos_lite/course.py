@@ -163,7 +163,9 @@ def execute(notebook: Path, output: Path, parameters: dict, cwd: Path, timeout: 
     import papermill
 
     papermill.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name="python3",
-                               progress_bar=False, cwd=str(cwd), execution_timeout=timeout, log_output=False)
+                               progress_bar=False, cwd=str(cwd), execution_timeout=timeout, log_output=False,
+                               # the kernel's start-up warnings would break the one-line-per-notebook progress
+                               extra_arguments=["--IPKernelApp.log_level=ERROR"])
     return output
 
 
