@@ -85,7 +85,8 @@ def run(args) -> int:
     from .training import reference_recipe
 
     values = reference_recipe() if args.recipe == "reference" else {}
-    values.update({f: getattr(args, f) for f in fields if getattr(args, f) not in (None, False)})
+    # `is` tests: 0 == False, and 0 is a real value here (--pretrain-steps 0, --seed 0)
+    values.update({f: getattr(args, f) for f in fields if getattr(args, f) is not None and getattr(args, f) is not False})
     if args.recipe == "reference" and not args.init_weights:
         print("warning: the reference recipe fine-tunes a WeakAlign checkpoint (--init-weights); from ImageNet "
               "weights its learning rate of 5e-8 cannot learn")

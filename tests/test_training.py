@@ -111,3 +111,27 @@ def test_init_weights_of_another_image_size_name_the_fix(tmp_path):
     torch.save({"model": {}, "config": {"image_size": 128, "backbone": "lite"}}, ckpt)
     with pytest.raises(ValueError, match=r"demo\.pt.*image_size = 128.*--image-size 128"):
         Trainer(TrainConfig(preset="smoke", out=str(tmp_path / "run"), progress=False, init_weights=str(ckpt)))
+
+
+def test_cli_zero_values_are_kept(monkeypatch):
+    """`--pretrain-steps 0 --seed 0` must reach the trainer as 0, not fall back to the preset's values."""
+    import argparse
+
+    import macos_lite.training as training
+    from macos_lite import train_cli
+
+    seen = {}
+
+    class Recorder:
+        def __init__(self, cfg):
+            seen["cfg"], self.is_main = cfg, False
+
+        def fit(self):
+            return {}
+
+    monkeypatch.setattr(training, "Trainer", Recorder)
+    parser = argparse.ArgumentParser()
+    train_cli.add_arguments(parser)
+    train_cli.run(parser.parse_args(["--preset", "smoke", "--pretrain-steps", "0", "--seed", "0", "--epochs", "3"]))
+    cfg = seen["cfg"].resolved()
+    assert (cfg.pretrain_steps, cfg.seed, cfg.epochs) == (0, 0, 3)
