@@ -454,6 +454,9 @@ class Trainer:
         cfg = self.cfg
         self._tb = None
         if self.is_main:
+            log = self.out / "log.jsonl"
+            if self.step == 0 and log.exists():  # a fresh run in an old run's folder: keep the old log apart
+                log.rename(self.out / f"log-before-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
             (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
             try:
                 from torch.utils.tensorboard import SummaryWriter
