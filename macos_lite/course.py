@@ -256,7 +256,10 @@ def _run_one(i: int, n: int, book: Path, out: Path, preset: str, device: str, se
     return row
 
 
-_HEADLINE_KEYS = ("pck_identity", "pck_model", "pck", "jaccard", "precision", "loss_first", "loss_last")
+# the numbers a notebook's row shows in the summary, in this order (at most six); else its first numbers
+_HEADLINE_KEYS = ("pck_identity", "pck_nn", "pck_affine", "pck_cascade", "pck_untrained", "pck_model", "pck",
+                  "jaccard_identity", "jaccard_model", "jaccard", "precision", "pck_joint", "pck_matching_only",
+                  "jaccard_joint", "jaccard_coseg_only", "grid_loss_first", "grid_loss_last", "loss_first", "loss_last")
 
 
 def summary_markdown(summary: dict, figures: bool = True) -> str:
@@ -265,7 +268,7 @@ def summary_markdown(summary: dict, figures: bool = True) -> str:
              "|---|---|---|---|"]
     for row in summary["notebooks"]:
         res = row.get("results", {})
-        keys = [k for k in _HEADLINE_KEYS if k in res] or [k for k, v in res.items()
+        keys = [k for k in _HEADLINE_KEYS if k in res][:6] or [k for k, v in res.items()
                                                           if isinstance(v, (int, float)) and k != "seed"][:4]
         shown = ", ".join(f"{k} {res[k]:.3f}" if isinstance(res[k], float) else f"{k} {res[k]}" for k in keys)
         status = row["status"] if row["status"] == "ok" else f"**{row['status']}**: {row.get('error', '')}"
