@@ -419,8 +419,13 @@ def test_registry(tss, willow, monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="no splits"):
         get_pairs("tss", root=tss, split="val")
     monkeypatch.setenv("MACOS_LITE_DATA", str(tmp_path / "data"))
+    monkeypatch.delenv("MACOS_LITE_SHARED_DATA", raising=False)
     with pytest.raises(DataNotFoundError, match=r"data.pf-willow.PF-dataset.*macos-lite download pf-willow"):
         get_pairs("pf-willow")
+    # without a root, the development copy under $MACOS_LITE_SHARED_DATA is found (as the trainer does)
+    monkeypatch.setenv("MACOS_LITE_SHARED_DATA", str(willow.parent))
+    (willow.parent / "pf-willow").symlink_to(willow)
+    assert len(get_images("pf-willow", image_size=S)) == 5
 
 
 def test_collate_stacks_equal_shapes_and_keeps_lists(tss):

@@ -72,8 +72,11 @@ _NO_SPLIT = (None, "all", "train", "test")
 
 
 def dataset_root(name: str, root=None) -> Path:
-    """``root`` if given, else ``paths.data_root() / name``."""
-    return Path(root).expanduser() if root is not None else paths.data_root() / name
+    """``root`` if given, else where :func:`macos_lite.paths.find_dataset` finds ``name`` (the development copy
+    under ``$MACOS_LITE_SHARED_DATA``, then ``$MACOS_LITE_DATA/<name>``), else ``paths.data_root() / name``."""
+    if root is not None:
+        return Path(root).expanduser()
+    return paths.find_dataset(name) or paths.data_root() / name
 
 
 def _check_name(name: str) -> None:
