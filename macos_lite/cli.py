@@ -9,13 +9,22 @@
     macos-lite grade      grade a folder of submitted notebooks
 
 Each sub-command lives in its module as ``add_arguments(parser)`` + ``run(args) -> exit code``.
+
+Errors: a mistake in the command or its inputs (a missing file, a bad option value, a dataset that is not
+there) ends with exit code 2 and one paragraph on stderr saying what is wrong and how to fix it; anything
+unexpected ends with exit code 1 and a one-line summary. ``--debug`` (anywhere on the command line) or
+``MACOS_LITE_DEBUG=1`` shows the full traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import re
 import sys
+
+DEBUG_ENV = "MACOS_LITE_DEBUG"
 
 # sub-command -> (module, help); modules are imported only when their command runs
 COMMANDS = {
@@ -29,12 +38,44 @@ COMMANDS = {
 }
 
 
+class UserError(Exception):
+    """A mistake in a command's arguments or inputs: the message says what is wrong and how to fix it.
+
+    Raised by the sub-commands; :func:`main` prints it as one paragraph and exits with code 2.
+    """
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``--batch-size``, ``--steps-per-epoch`` ...)."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (``--epochs``, ``--pretrain-steps`` ...)."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 0, got {text}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     from macos_lite import __version__
 
     parser = argparse.ArgumentParser(prog="macos-lite", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"macos_lite {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the full traceback of an error (also ${DEBUG_ENV}=1); accepted anywhere")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = next((a for a in argv if a in COMMANDS), None)
     for name, (module, help_text) in COMMANDS.items():
@@ -50,14 +91,53 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
+def _user_error_types() -> tuple[type, ...]:
+    """Exceptions that mean "the input or the command is wrong", not "the program is wrong"."""
+    types: list[type] = [UserError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+                         PermissionError, FileExistsError]
+    for module, name in (("macos_lite.download", "DownloadError"), ("macos_lite.assignments.notebook",
+                                                                   "AssignmentError"),
+                         ("macos_lite.evaluate", "EvaluationError"), ("macos_lite.checkpoints", "CheckpointError"),
+                         ("macos_lite.training", "NonFiniteLossError")):
+        mod = sys.modules.get(module)  # only what the command imported can have been raised
+        if mod is not None and hasattr(mod, name):
+            types.append(getattr(mod, name))
+    return tuple(types)
+
+
+def paragraph(text: str) -> str:
+    """``text`` as one paragraph: no blank lines, no trailing space."""
+    return re.sub(r"\n\s*\n+", "\n", str(text).strip())
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run ``macos-lite argv``; returns the exit code (0 ok, 1 unexpected failure, 2 usage/input error)."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during training (see macos_lite.training)
+        if debug:
+            raise
+        signum = int(getattr(exc, "signum", 2))
+        print(f"\nmacos-lite {args.command}: {paragraph(exc) or 'interrupted'}", file=sys.stderr)
+        return 128 + signum
+    except Exception as exc:  # noqa: BLE001 -- the one place that turns errors into messages
+        if debug:
+            raise
+        if isinstance(exc, _user_error_types()):
+            print(f"error: {paragraph(exc)}", file=sys.stderr)
+            return 2
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"error: macos-lite {args.command} failed unexpectedly: {type(exc).__name__}: {first} "
+              f"(run again with --debug, or {DEBUG_ENV}=1, to see the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def trained_model(course: Course, cache: str | Path | None = None, **overrides):
         state = load_checkpoint(folder / "last.pt") if (folder / "last.pt").is_file() else {}
         return model_from_checkpoint(best, course.device), list(state.get("history", []))
     trainer = Trainer(TrainConfig(preset=course.preset.name, device=str(course.device), seed=course.seed,
-                                  out=str(folder), progress=False, **overrides))
+                                  out=str(folder), progress=False, overwrite=True, **overrides))  # a cache
     trainer.fit()
     model = model_from_checkpoint(best, course.device) if best.is_file() else trainer.model.eval()
     return model, trainer.history

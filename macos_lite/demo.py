@@ -43,7 +43,7 @@ def run(args) -> int:
     else:
         print("no --checkpoint: pre-training the transformation predictor for a few seconds ...")
         trainer = Trainer(TrainConfig(preset="smoke", out=str(out / "pretrain"), epochs=0, device=str(device),
-                                      progress=False, val_dataset="none"))
+                                      progress=False, val_dataset="none", overwrite=True))
         trainer.fit()
         model = trainer.model.eval()
     size = model.image_size[0]

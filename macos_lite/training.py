@@ -21,6 +21,8 @@ import json
 import math
 import os
 import random
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -46,6 +48,21 @@ VAL_NORMALIZER = {"synthetic": "image", "pf-pascal": "scnet", "pf-willow": "kp_b
 
 class NonFiniteLossError(FloatingPointError):
     """A loss term or the gradient became NaN/inf; the message names the step and the term."""
+
+
+class RunExistsError(FileExistsError):
+    """``out`` already holds a run (``last.pt``/``best.pt``) and neither ``resume`` nor ``overwrite`` was set."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped training at a step boundary, after ``last.pt`` was saved.
+
+    ``signum`` is the signal's number; ``out`` the run folder to ``--resume``.
+    """
+
+    def __init__(self, message: str, signum: int, out: Path):
+        super().__init__(message)
+        self.signum, self.out = signum, out
 
 
 @dataclass
@@ -92,6 +109,7 @@ class TrainConfig:
     max_steps: int | None = None
     init_weights: str | None = None
     resume: bool = False
+    overwrite: bool = False  # start afresh in a folder holding a run (its checkpoints are deleted)
     progress: bool = True
 
     def resolved(self) -> "TrainConfig":
@@ -251,7 +269,7 @@ class Trainer:
             torch.cuda.set_device(self.device)
         self.out = Path(cfg.out)
         if self.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
+            self._prepare_out()
         seed_everything(cfg.seed)
 
         self.model = MaCoSNet(cfg.backbone, cfg.image_size, pretrained=cfg.pretrained,
@@ -293,6 +311,34 @@ class Trainer:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    def _prepare_out(self) -> None:
+        """Create the run folder, refuse to replace a run in it, and remove stale checkpoint temp files.
+
+        Raises :class:`RunExistsError` when ``out`` holds ``last.pt`` or ``best.pt`` and neither ``resume`` nor
+        ``overwrite`` is set; a ``PermissionError`` naming the folder when it cannot be written.
+        """
+        cfg, out = self.cfg, self.out
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            probe = out / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise PermissionError(f"--out {out}: cannot write the run folder ({exc.strerror or exc}); "
+                                  "choose a folder you can write (or fix its permissions)") from exc
+        held = [name for name in ("last.pt", "best.pt") if (out / name).is_file()]
+        if held and not cfg.resume:
+            if not cfg.overwrite:
+                raise RunExistsError(
+                    f"--out {out} already holds a run ({', '.join(held)}); nothing was changed. Continue it with "
+                    f"--resume --out {out}, or start a new run with another --out (or replace this one with "
+                    "--overwrite)")
+            for name in held:  # asked for explicitly: the new run must not mix with the old one's checkpoints
+                (out / name).unlink()
+        for stale in out.glob("*.pt.*.tmp"):  # left by a checkpoint write that was killed
+            stale.unlink(missing_ok=True)
+            print(f"removed {stale}, left by an interrupted checkpoint write")
 
     def _lr_factor(self, step: int) -> float:
         cfg = self.cfg
@@ -431,12 +477,49 @@ class Trainer:
             raise FileNotFoundError(f"--resume: no checkpoint {path}; start without --resume or point --out at the "
                                     "folder of the run to continue")
         state = load_checkpoint(path, map_location="cpu")
+        missing = [k for k in ("model", "optimizer", "scheduler", "rng", "step", "history") if k not in state]
+        if missing:
+            raise ValueError(f"--resume: {path} is not a training checkpoint (no {', '.join(missing)}); "
+                             "resume needs the last.pt that `macos-lite train` wrote")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"])
         self.step, self.best, self.history = state["step"], state["best"], list(state["history"])
         self.stopped_early = bool(state.get("stopped_early", False))
+        if self.is_main:  # records written after this checkpoint would come again: the log restarts from it
+            _write_log(self.out / "log.jsonl", self.history)
+
+    # ------------------------------------------------------------------------------------------
+    # SIGINT / SIGTERM: stop at the next step boundary, so that last.pt is exactly a resumable state
+    def _install_signal_handlers(self) -> dict:
+        self._stop_signal = None
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {}
+
+        def handler(signum, frame):
+            if self._stop_signal is not None:  # a second signal: stop now (last.pt is the previous save)
+                signal.signal(signum, previous.get(signum, signal.SIG_DFL))
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+            if self.is_main:
+                print(f"\n{signal.Signals(signum).name}: stopping after the current step (send it again to "
+                      "stop at once)", flush=True)
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, handler)
+        return previous
+
+    def _stop_if_asked(self) -> None:
+        """At a step boundary: if a signal arrived, save last.pt and raise :class:`TrainingInterrupted`."""
+        signum = getattr(self, "_stop_signal", None)
+        if signum is None:
+            return
+        self.save()
+        name = signal.Signals(signum).name
+        raise TrainingInterrupted(f"{name}: training stopped at step {self.step} and saved {self.out / 'last.pt'}; "
+                                  f"continue with --resume --out {self.out}", signum, self.out)
 
     def _log(self, record: dict) -> None:
         self.history.append(record)
@@ -470,14 +553,18 @@ class Trainer:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+        previous = self._install_signal_handlers()
         try:
             while self.step < stop and not self.stopped_early:
                 self._run_phase(stop, bar)
-        except KeyboardInterrupt:
-            self.save()
-            print(f"\ninterrupted at step {self.step}; continue with --resume --out {self.out}")
+                self._stop_if_asked()
+        except TrainingInterrupted as exc:
+            if self.is_main:
+                print(f"\n{exc}", flush=True)
             raise
         finally:
+            for signum, old in previous.items():
+                signal.signal(signum, old)
             if bar is not None:
                 bar.close()
             if self._tb is not None:
@@ -512,6 +599,8 @@ class Trainer:
                 t0, seen = time.perf_counter(), 0
             if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                 self.save()
+            if self.step < end:  # the last step of a phase stops after the phase's own work (validation)
+                self._stop_if_asked()
         if phase == "weak" and (self.step - cfg.pretrain_steps) % self.steps_per_epoch == 0:
             self._end_epoch()
         elif phase == "pretrain" and self.step == cfg.pretrain_steps:
@@ -556,6 +645,13 @@ class Trainer:
                 "first_weak_loss": losses[0]["loss"] if losses else None,
                 "last_weak_loss": losses[-1]["loss"] if losses else None,
                 "stopped_early": self.stopped_early}
+
+
+def _write_log(path: Path, records: list[dict]) -> None:
+    """Replace the JSON-lines log at ``path`` by ``records`` (atomically)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    os.replace(tmp, path)
 
 
 def train(config: TrainConfig | None = None, **overrides) -> dict:

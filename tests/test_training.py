@@ -139,7 +139,7 @@ def test_cli_zero_values_are_kept(monkeypatch):
 
 def test_a_fresh_run_in_an_old_folder_keeps_the_old_log_apart(tmp_path):
     Trainer(tiny(tmp_path, max_steps=2)).fit()
-    Trainer(tiny(tmp_path, max_steps=1)).fit()
+    Trainer(tiny(tmp_path, max_steps=1, overwrite=True)).fit()
     steps = [json.loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert steps and max(steps) <= 1  # only the new run's records
     assert len(list(tmp_path.glob("log-before-*.jsonl"))) == 1

@@ -1,0 +1,85 @@
+"""Nothing lost in a run folder: exact resume after SIGINT/SIGTERM, no overwrite of a run, stale temp files."""
+
+import json
+import os
+import signal
+
+import pytest
+import torch
+
+from macos_lite.checkpoints import load_checkpoint
+from macos_lite.training import RunExistsError, Trainer, TrainConfig, TrainingInterrupted
+
+
+def tiny(out, **kw):
+    cfg = dict(preset="smoke", out=str(out), image_size=64, batch_size=2, pretrain_steps=3, epochs=2,
+               steps_per_epoch=2, num_train_images=20, val_pairs=4, progress=False, log_every=1, device="cpu",
+               pretrained=False)
+    cfg.update(kw)
+    return TrainConfig(**cfg)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    trainer = Trainer(tiny(tmp_path_factory.mktemp("full")))
+    trainer.fit()
+    return trainer
+
+
+def _signal_during_step(trainer, at_step: int, signum: int):
+    original = trainer.train_step
+
+    def step(i, batch):
+        if i == at_step:  # arrives while the step's forward pass runs (BatchNorm statistics already moving)
+            os.kill(os.getpid(), signum)
+        return original(i, batch)
+
+    trainer.train_step = step
+
+
+@pytest.mark.parametrize("signum, at_step", [(signal.SIGINT, 3), (signal.SIGTERM, 4), (signal.SIGINT, 1)])
+def test_signal_then_resume_is_bit_identical(tmp_path, uninterrupted, signum, at_step):
+    first = Trainer(tiny(tmp_path))
+    _signal_during_step(first, at_step, signum)
+    with pytest.raises(TrainingInterrupted) as info:
+        first.fit()
+    assert info.value.signum == signum
+    assert first.step == at_step + 1  # the step that was running finished; nothing after it
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == at_step + 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+    resumed = Trainer(tiny(tmp_path, resume=True))
+    resumed.fit()
+    a, b = uninterrupted.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    keys = [(r["step"], r["phase"]) for r in log]
+    assert len(keys) == len(set(keys))  # no record twice
+    assert keys == [(r["step"], r["phase"]) for r in uninterrupted.history]
+    assert [r.get("loss") for r in log] == [r.get("loss") for r in uninterrupted.history]
+
+
+def test_a_run_is_never_overwritten(tmp_path):
+    Trainer(tiny(tmp_path, max_steps=1)).fit()
+    before = (tmp_path / "last.pt").read_bytes()
+    with pytest.raises(RunExistsError, match=r"--resume --out .*another --out.*--overwrite"):
+        Trainer(tiny(tmp_path, max_steps=1, seed=3))
+    assert (tmp_path / "last.pt").read_bytes() == before
+
+
+def test_overwrite_starts_afresh(tmp_path):
+    Trainer(tiny(tmp_path, max_steps=2)).fit()
+    trainer = Trainer(tiny(tmp_path, max_steps=1, overwrite=True))
+    assert not (tmp_path / "last.pt").exists()  # the old run's checkpoints do not mix with the new one's
+    trainer.fit()
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 1
+
+
+def test_stale_checkpoint_temp_files_are_removed_at_start(tmp_path):
+    Trainer(tiny(tmp_path, max_steps=1)).fit()
+    stale = tmp_path / "last.pt.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    other = tmp_path / "notes.tmp"
+    other.write_text("mine")
+    Trainer(tiny(tmp_path, resume=True))
+    assert not stale.exists() and other.exists()
