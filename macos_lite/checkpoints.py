@@ -18,6 +18,13 @@ _TRUNK_MAP = {"0": "encoder.stem.0", "1": "encoder.stem.1", "4": "encoder.layer1
               "6": "encoder.layer3"}
 
 
+class CheckpointError(ValueError, RuntimeError):
+    """A checkpoint file cannot be used (empty, not a checkpoint, damaged, or holding NaN/inf weights).
+
+    The message names the file and what to do. (A ``RuntimeError`` too, for code written before it existed.)
+    """
+
+
 def save_checkpoint(path: str | Path, state: dict) -> Path:
     """Write ``state`` to ``path`` atomically (the old file stays intact until the new one is complete)."""
     path = Path(path)
@@ -36,16 +43,50 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """Read a checkpoint with ``weights_only=True``; errors name the file and what to do."""
+def load_checkpoint(path: str | Path, map_location="cpu", check_finite: bool = True) -> dict:
+    """Read a checkpoint with ``weights_only=True``; errors name the file and what to do.
+
+    Raises ``FileNotFoundError`` for a missing file and :class:`CheckpointError` for an empty file, a file
+    that is not a ``torch.save`` checkpoint, or (``check_finite``) weights holding NaN or inf -- a model with
+    such weights would score silently wrong numbers.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist; check the path (train one with `macos-lite train`)")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes): its write was cut short. Use another "
+                              "checkpoint (e.g. best.pt of the same run) or re-train.")
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):  # the published files carry their args
-            return torch.load(path, map_location=map_location, weights_only=True)
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        raise RuntimeError(f"could not read checkpoint {path}: {exc}. Is it complete? Re-download or re-train it.") from exc
+        with open(path, "rb") as f:
+            head = f.read(64)
+        looks_text = all(32 <= b < 127 or b in (9, 10, 13) for b in head)
+        what = ("it holds text, not a checkpoint written by torch.save" if looks_text else
+                f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else 'unreadable'}")
+        raise CheckpointError(f"could not read checkpoint {path} ({size} bytes): {what}. Is it the right file, and "
+                              "complete? Re-download or re-train it.") from exc
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a checkpoint dictionary; save checkpoints "
+                              "with `macos-lite train` (or torch.save of a state dict)")
+    if check_finite:
+        _check_finite_weights(path, state)
+    return state
+
+
+def _check_finite_weights(path: Path, state: dict) -> None:
+    weights = state.get("model", state.get("state_dict", state))
+    if not isinstance(weights, dict):
+        return
+    bad = [k for k, v in weights.items()
+           if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(
+            f"checkpoint {path} holds NaN or infinite weights in {len(bad)} tensor(s) (e.g. {bad[0]}): the training "
+            "that wrote it diverged, so every number computed with it would be wrong. Use an earlier checkpoint "
+            "(best.pt of the run) or re-train with a lower --lr.")
 
 
 def map_reference_keys(state: dict, single_head: str = "affine") -> dict:

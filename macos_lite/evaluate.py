@@ -82,10 +82,23 @@ class IdentityMethod:
     kind = "affine"
 
     def transforms(self, images_A: torch.Tensor, images_B: torch.Tensor) -> torch.Tensor:
+        images_A, images_B = _checked_pair(images_A, images_B, "IdentityMethod.transforms")
         return G.identity_theta("affine", images_A.shape[0], dtype=torch.float32, device=images_A.device)
 
     def masks(self, images_A: torch.Tensor, images_B: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        images_A, images_B = _checked_pair(images_A, images_B, "IdentityMethod.masks")
         return torch.ones_like(images_A[:, :1]), torch.ones_like(images_B[:, :1])
+
+
+def _checked_pair(images_A, images_B, where: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both image batches as float ``(b, 3, H, W)`` in [0, 1] (see :func:`macos_lite.geometry.as_image_batch`:
+    uint8 and channels-last are converted; NaN and values outside [0, 1] raise ``ValueError`` naming the
+    argument)."""
+    a, _ = G.as_image_batch(images_A, "images_A", where=where)
+    b, _ = G.as_image_batch(images_B, "images_B", where=where)
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"{where}: images_A holds {a.shape[0]} images but images_B {b.shape[0]}")
+    return a, b
 
 
 class ModelMethod:
@@ -102,6 +115,7 @@ class ModelMethod:
         return self.model.image_size
 
     def _forward(self, images_A, images_B, pairs, tps: bool, masks: bool):
+        images_A, images_B = _checked_pair(images_A, images_B, f"{type(self).__name__} ({self.name})")
         was_training = self.model.training  # evaluating mid-training must not leave the model in eval mode
         self.model.eval()
         try:
@@ -243,7 +257,9 @@ class MatchingResult:
     def summary(self) -> dict:
         """``{"num_pairs", "direction", "alphas", "normalizer", "pck": {alpha: v}, "per_class": {class: {alpha: v}},
         "mean_over_classes": {alpha: v}, "pck_by_normalizer": {n: {alpha: v}}, "per_class_by_normalizer":
-        {n: {class: {alpha: v}}}, "num_pairs_per_class"}``; the first normaliser is the primary one."""
+        {n: {class: {alpha: v}}}, "num_pairs_per_class", "num_degenerate", "warnings"}``; the first normaliser
+        is the primary one. ``num_degenerate``: pairs whose predicted transform was non-finite, singular or
+        folded (see :func:`_match_batch`); ``warnings``: one sentence per kind of problem."""
         by_norm = {n: {_key(a): self.pck(n, a) for a in self.alphas} for n in self.normalizers}
         per_class = {n: {c: {_key(a): self.pck(n, a, c) for a in self.alphas} for c in self.categories}
                      for n in self.normalizers}
@@ -255,7 +271,9 @@ class MatchingResult:
         return {"num_pairs": len(self.records), "direction": self.direction, "alphas": list(self.alphas),
                 "normalizer": main, "pck": by_norm[main], "per_class": per_class[main],
                 "mean_over_classes": class_mean, "pck_by_normalizer": by_norm,
-                "per_class_by_normalizer": per_class, "num_pairs_per_class": dict(counts)}
+                "per_class_by_normalizer": per_class, "num_pairs_per_class": dict(counts),
+                "num_degenerate": sum(bool(r.get("degenerate")) for r in self.records),
+                "warnings": _degenerate_warnings(self.records, self.direction)}
 
 
 def evaluate_matching(method, dataset, alphas=(0.1,), normalizers=("scnet",), direction: str = "B_to_A",
@@ -278,8 +296,31 @@ def evaluate_matching(method, dataset, alphas=(0.1,), normalizers=("scnet",), di
     return result
 
 
+def _degenerate_warnings(records: list[dict], direction: str) -> list[str]:
+    counts = defaultdict(list)
+    for r in records:
+        if r.get("degenerate"):
+            counts[r["degenerate"]].append(r.get("pair", "?"))
+    out = []
+    for why, pairs in sorted(counts.items()):
+        scored = ("scored as the protocol scores them (the forward map is defined)"
+                  if why == "folded" and direction == "B_to_A" else "scored as wrong (no keypoint correct)")
+        out.append(f"{len(pairs)} of {len(records)} pair(s) got a {why} transform from the method, {scored}: "
+                   + ", ".join(pairs[:5]) + (" ..." if len(pairs) > 5 else ""))
+    return out
+
+
 def _match_batch(method, batch: dict, result: MatchingResult, device) -> None:
+    """Score one batch. A degenerate predicted transform (:func:`macos_lite.geometry.degenerate_transforms`)
+    never crashes the evaluation nor puts NaN in a mean: a non-finite or singular one is scored as wrong
+    (0 correct keypoints of the counted ones), a folded one too when its inverse is needed (A_to_B); each is
+    recorded and counted in the summary's ``num_degenerate`` and ``warnings``."""
     theta = method.transforms(batch["image_A"].to(device), batch["image_B"].to(device)).double().cpu()
+    degenerate = G.degenerate_transforms(theta, method.kind)
+    wrong = torch.tensor([d in ("non-finite", "singular") or (d == "folded" and result.direction == "A_to_B")
+                          for d in degenerate])
+    if wrong.any():  # compute with the identity in their place, then score them as wrong
+        theta = torch.where(wrong.unsqueeze(1), _identity_like(theta, method.kind), theta)
     size_A, size_B = batch["size_A"].double(), batch["size_B"].double()
     kps_A, kps_B = batch["kps_A"].double(), batch["kps_B"].double()
     if result.direction == "B_to_A":
@@ -291,12 +332,20 @@ def _match_batch(method, batch: dict, result: MatchingResult, device) -> None:
     valid = batch["kps_valid"].bool()
     scores = {(n, a): M.pck_per_pair(pred, gt, a, n, valid, size, bbox.double())
               for n in result.normalizers for a in result.alphas}
+    names = [f"{a} -> {b}" for a, b in zip(batch.get("name_A", []), batch.get("name_B", []))]
     for i in range(theta.shape[0]):
-        result.records.append({
+        record = {
             "category": batch["category_name"][i],
             "category_index": int(batch["category"][i]),
-            "scores": {key: (float(c[i]), float(n[i])) for key, (c, n) in scores.items()},
-        })
+            "scores": {key: (0.0 if wrong[i] else float(c[i]), float(n[i])) for key, (c, n) in scores.items()},
+        }
+        if degenerate[i]:
+            record.update(degenerate=degenerate[i], pair=names[i] if i < len(names) else f"pair {i}")
+        result.records.append(record)
+
+
+def _identity_like(theta: torch.Tensor, kind: str) -> torch.Tensor:
+    return G.identity_theta(kind, theta.shape[0], G._grid_size(theta, kind), dtype=theta.dtype)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -337,23 +386,45 @@ class FlowScores:
                              "pair": f"{item['name_A']} -> {item['name_B']}"})
         return value
 
+    def note_degenerate(self, reason: str | None) -> None:
+        """Count a degenerate predicted transform of the last item added (its flow is scored as it is:
+        NaN or out-of-image flow vectors count as wrong pixels)."""
+        if reason and self.records:
+            self.records[-1]["degenerate"] = reason
+
     def _summarize(self, records: list[dict]) -> dict:
+        skipped = [r for r in records if not math.isfinite(r["pck"])]  # a .flo without any known pixel
+        records = [r for r in records if math.isfinite(r["pck"])]
         subsets = [s for s in paper.TSS_SUBSETS if any(r["subset"] == s for r in records)]
         subsets += sorted({r["subset"] for r in records} - set(subsets))
         per = {s: M.nanmean(r["pck"] for r in records if r["subset"] == s) for s in subsets}
         return {"num_pairs": len(records), "pck": {_key(self.alpha): M.nanmean(per.values())}, "per_class": per,
                 "pooled": M.nanmean(r["pck"] for r in records),
-                "num_pairs_per_class": {s: sum(r["subset"] == s for r in records) for s in subsets}}
+                "num_pairs_per_class": {s: sum(r["subset"] == s for r in records) for s in subsets},
+                "num_without_ground_truth": len(skipped), "without_ground_truth": [r["pair"] for r in skipped]}
 
     def summary(self) -> dict:
         """``{"num_pairs", "alpha", "normalizer", "pck": {alpha: avg}, "per_class": {subset: mean},
-        "pooled", "num_pairs_per_class", "without_flip": {the same over the flip = 0 items}}``.
+        "pooled", "num_pairs_per_class", "num_without_ground_truth", "without_ground_truth", "num_degenerate",
+        "warnings", "without_flip": {the same over the flip = 0 items}}``.
 
         ``avg`` is the unweighted mean of the subset means; ``pooled`` the mean over all directed items.
+        ``num_pairs`` counts the scored items: an item whose ground-truth flow has no known pixel cannot be
+        scored; it is left out of every mean and listed under ``without_ground_truth`` (with a warning).
         """
         out = self._summarize(self.records)
-        return {**out, "alpha": self.alpha, "normalizer": "tss-flow",
-                "without_flip": self._summarize([r for r in self.records if not r["flip"]])}
+        warnings = []
+        if out["num_without_ground_truth"]:
+            warnings.append(f"{out['num_without_ground_truth']} of {len(self.records)} directed pair(s) have no "
+                            "ground-truth pixel in their .flo file (every value marked unknown) and are not scored: "
+                            + ", ".join(out["without_ground_truth"][:5]))
+        bad = [r for r in self.records if r.get("degenerate")]
+        if bad:
+            warnings.append(f"{len(bad)} of {len(self.records)} directed pair(s) got a degenerate transform "
+                            "(" + ", ".join(sorted({r['degenerate'] for r in bad})) + "); their flows are scored "
+                            "as they are (non-finite vectors count as wrong): " + ", ".join(r["pair"] for r in bad[:5]))
+        return {**out, "alpha": self.alpha, "normalizer": "tss-flow", "num_degenerate": len(bad),
+                "warnings": warnings, "without_flip": self._summarize([r for r in self.records if not r["flip"]])}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -571,6 +642,8 @@ def evaluate_tss(method, dataset, alpha: float = 0.05, masks: bool = True, mirro
                 if flow_out is not None:
                     write_flo(Path(flow_out) / item["pair_name"] / f"flow{int(item['flow_dir'])}.flo", flow)
                 result.flow.add(item, flow)
+                result.flow.note_degenerate(G.degenerate_transforms(theta[i : i + 1].detach().cpu().double(),
+                                                                    method.kind)[0])
                 if masks:  # each image is B of one direction of its pair folder and A of the other
                     mask_A = prob_A[i].flip(-1) if mirrored[i] else prob_A[i]
                     average.add(item["name_A"], item["subset"], mask_A, item["mask_A"], expected=2)
@@ -695,6 +768,7 @@ def evaluate_dataset(name: str, method, root=None, split: str | None = None, ima
         out.update(seg.summary())
         protocol = [describe_coseg(partners, empty_gt)]
     out["protocol"] = " ".join(protocol)
+    out["warnings"] = list(out.get("warnings", []))
     out["paper"] = [t.to_dict() for t in paper.tables_for(name)]
     out["seconds"] = time.perf_counter() - start
     return out
@@ -768,13 +842,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def check_output_path(path, option: str = "--json") -> Path:
+    """Make sure ``path`` can be written *before* a long evaluation: its folder is created and a probe file
+    written and removed there. Raises ``PermissionError``/``IsADirectoryError`` naming ``option`` and the path."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{option} {path} is a folder; give a file name, e.g. {path / 'results.json'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise PermissionError(f"{option} {path}: cannot write there ({exc.strerror or exc}); choose a path you "
+                              "can write. Nothing was evaluated.") from exc
+    return path
+
+
+def _write_somewhere_safe(summary: dict, wanted: Path, exc: BaseException) -> str:
+    """Write the summary next to the current folder or in the temporary folder when ``wanted`` failed late;
+    returns a sentence saying where it went."""
+    name = f"{wanted.stem or 'results'}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    for folder in (Path.cwd(), Path(tempfile.gettempdir())):
+        try:
+            return f"the results were written to {write_json(summary, folder / name)} instead"
+        except OSError:
+            continue
+    return "the results could not be written anywhere; they are printed above"
+
+
 def run(args: argparse.Namespace) -> int:
-    """Carry out parsed ``evaluate`` arguments: print the table, write the JSON; returns the exit code."""
+    """Carry out parsed ``evaluate`` arguments: print the table, write the JSON; returns the exit code.
+
+    Exit codes: 0 done; 2 an input or option is wrong (message on stderr, nothing evaluated); 1 the
+    evaluation ran but the JSON could not be written where asked (it is written elsewhere and the message
+    says where).
+    """
     cap_threads()
     if args.flow_out is not None and args.dataset != "tss":
         print("error: --flow-out is for --dataset tss only", file=sys.stderr)
         return 2
     try:
+        if args.json is not None:  # before the long work: a bad path must not cost an evaluation
+            check_output_path(args.json, "--json")
+        if args.flow_out is not None:
+            check_output_path(Path(args.flow_out) / "probe.flo", "--flow-out")
+        for option in ("batch_size", "max_pairs", "partners", "image_size"):
+            value = getattr(args, option)
+            if value is not None and value < 1:
+                raise ValueError(f"--{option.replace('_', '-')} must be at least 1, got {value}")
+        if args.num_workers < 0:
+            raise ValueError(f"--num-workers must be at least 0, got {args.num_workers}")
         device = resolve_device(args.device)
         if args.checkpoint is not None:
             method = method_from_checkpoint(args.checkpoint, device, args.kind)
@@ -786,12 +904,21 @@ def run(args: argparse.Namespace) -> int:
             alphas=args.alpha, normalizers=args.normalizer, direction=args.direction, batch_size=args.batch_size,
             device=device, max_pairs=args.max_pairs, flow_out=args.flow_out, partners=args.partners,
             empty_gt=args.empty_gt, num_workers=args.num_workers, progress=not args.quiet)
-    except (DataError, FileNotFoundError, EvaluationError, ValueError, RuntimeError) as exc:
+    except (DataError, FileNotFoundError, EvaluationError, ValueError, RuntimeError, PermissionError,
+            IsADirectoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     print(report.format_text(summary))
+    for warning in summary.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json is not None:
-        print(f"wrote {write_json(summary, args.json)}")
+        try:
+            print(f"wrote {write_json(summary, args.json)}")
+        except OSError as exc:
+            where = _write_somewhere_safe(summary, Path(args.json), exc)
+            print(f"error: --json {args.json}: could not write it ({exc.strerror or exc}); {where}",
+                  file=sys.stderr)
+            return 1
     return 0
 
 

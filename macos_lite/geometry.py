@@ -32,6 +32,78 @@ def _check_points(points: torch.Tensor, name: str = "points") -> None:
         raise TypeError(f"{name} must be a floating-point tensor, got {points.dtype}")
 
 
+_RANGE_TOLERANCE = 1e-2  # resampling may overshoot [0, 1] slightly; 0..255 or ImageNet-normalised values do not fit
+
+
+def as_image_batch(images, name: str = "image", channels: int | None = 3, check_range: bool = True,
+                   where: str = "this function") -> tuple[torch.Tensor, bool]:
+    """Bring an image argument of the public API into the package's convention, or refuse it.
+
+    Returns ``(x, single)``: ``x`` a float tensor ``(B, C, H, W)`` with values in [0, 1] and ``single``
+    True when a single image (``(C, H, W)``, ``(H, W, C)`` or ``(H, W)``) was given. Converted, because
+    unambiguous (as :func:`macos_lite.data.imageio.load_image` does for files): uint8 -> float / 255, bool ->
+    float, a numpy array -> tensor, channels-last ``(B, H, W, C)`` / ``(H, W, C)`` -> channels-first, and, for
+    ``channels=3``, grayscale (1 channel, or ``(H, W)``) repeated to RGB and a 4th (alpha) channel dropped.
+    ``channels=None`` keeps any channel count (masks, feature maps) and only turns a last dimension of 3 into
+    channels-first when the second dimension is not a plausible channel count.
+
+    Raises ``ValueError`` naming ``name`` for: a non-tensor, other integer dtypes, a shape that is not an
+    image, NaN/inf values, and (``check_range``) float values outside [0, 1] (e.g. 0..255 floats or
+    ImageNet-normalised images).
+    """
+    hint = "expects float images in [0, 1], (3, H, W) or (B, 3, H, W)"
+    if not torch.is_tensor(images):
+        try:
+            import numpy as np
+
+            if isinstance(images, np.ndarray):
+                images = torch.from_numpy(np.ascontiguousarray(images))
+        except ImportError:  # pragma: no cover
+            pass
+    if not torch.is_tensor(images):
+        raise ValueError(f"{name} must be a torch.Tensor image, got {type(images).__name__}; {where} {hint}")
+    x = images
+    if x.dtype == torch.uint8:
+        x = x.float() / 255.0
+    elif x.dtype == torch.bool:
+        x = x.float()
+    elif not x.is_floating_point():
+        raise ValueError(f"{name} has dtype {x.dtype}; {where} {hint}: convert it, e.g. x.float() / 255 for "
+                         "8-bit values or x.float() / 65535 for 16-bit ones")
+    single = x.dim() in (2, 3)
+    if x.dim() == 2:
+        x = x[None]  # (H, W): one grayscale image
+    if x.dim() == 3:
+        x = x[None]
+    if x.dim() != 4 or min(x.shape) == 0:
+        raise ValueError(f"{name} has shape {tuple(images.shape)}, not an image; {where} {hint}")
+    plausible = (1, 3, 4) if channels == 3 else (1, 2, 3, 4)
+    if x.shape[1] not in plausible and x.shape[-1] in ((1, 3, 4) if channels == 3 else (3,)):
+        x = x.permute(0, 3, 1, 2)  # channels-last (B, H, W, C), as numpy/PIL/matplotlib store images
+    if channels == 3:
+        c = x.shape[1]
+        if c == 1:
+            x = x.expand(-1, 3, -1, -1)
+        elif c == 4:
+            x = x[:, :3]  # alpha dropped, not composited (as load_image)
+        elif c != 3:
+            raise ValueError(f"{name} has shape {tuple(images.shape)} with {c} channels; {where} {hint} (RGB; "
+                             "grayscale (1, H, W) and RGBA (4, H, W) are converted)")
+    x = x.contiguous()
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise ValueError(f"{name} holds {bad} NaN or infinite value(s) of {x.numel()}; {where} needs finite pixels: "
+                         "fix the image, or replace them (torch.nan_to_num(x, nan=0.0))")
+    if check_range and x.numel():
+        lo, hi = float(x.min()), float(x.max())
+        if lo < -_RANGE_TOLERANCE or hi > 1 + _RANGE_TOLERANCE:
+            fix = ("divide by 255" if hi > 1 + _RANGE_TOLERANCE and lo >= -_RANGE_TOLERANCE and hi <= 255.5 else
+                   "undo the normalisation (x * std + mean) or rescale to [0, 1]")
+            raise ValueError(f"{name} has values in [{lo:.3g}, {hi:.3g}]; {where} {hint}: {fix}")
+    return x, single
+
+
 def _size(size) -> Size:
     h, w = (int(s) for s in size)
     if h < 2 or w < 2:
@@ -67,6 +139,10 @@ def _hw(size, points: torch.Tensor):
         if size.shape[-1] != 2:
             raise ValueError(f"per-sample sizes must have shape (..., 2) as (H, W), got {tuple(size.shape)}")
         size = size.to(points.dtype)
+        if bool((size < 2).any()):
+            small = size[(size < 2).any(-1)][0].tolist()
+            raise ValueError(f"image size must be at least 2x2 to define normalised coordinates, got (H, W) = "
+                             f"({small[0]:g}, {small[1]:g}) in the per-sample sizes")
         h, w = size[..., 0], size[..., 1]
         while h.dim() < points.dim() - 1:
             h, w = h.unsqueeze(-1), w.unsqueeze(-1)
@@ -305,16 +381,35 @@ def sampling_grid(theta: torch.Tensor, kind: str, size, lam: float = 0.0) -> tor
 
 
 def warp_image(image: torch.Tensor, theta: torch.Tensor, kind: str, out_size=None, lam: float = 0.0,
-               mode: str = "bilinear", padding_mode: str = "zeros") -> torch.Tensor:
+               mode: str = "bilinear", padding_mode: str = "zeros", check: bool = True) -> torch.Tensor:
     """Resample the source image into the target frame: ``out(p_B) = image(T(p_B))``.
 
     image: ``(B, C, H, W)`` (images or masks); theta ``(B, D)``; out_size ``(H', W')`` (default the
     input size). Bilinear, zero padding, ``align_corners=True``. With ``theta_AB`` this aligns A onto B.
+    Returns ``(B, C, H', W')`` float.
+
+    ``check`` (default): uint8 images are converted to float / 255 and channels-last ``(B, H, W, 3)`` ones to
+    channels-first (see :func:`as_image_batch`); NaN/inf pixels or theta raise ``ValueError`` naming the
+    argument. ``check=False`` skips this (the model's own calls on the GPU, where a check costs a sync).
     """
-    if not torch.is_tensor(image) or image.dim() != 4:
+    if check:
+        if not torch.is_tensor(image) or image.dim() != 4:
+            if torch.is_tensor(image) and image.dim() == 3:
+                raise ValueError(f"image must be a (B, C, H, W) tensor, got {tuple(image.shape)}: add the batch "
+                                 "dimension with image[None]")
+            if not torch.is_tensor(image) or image.dim() != 3:
+                raise ValueError(f"image must be a (B, C, H, W) tensor, got {tuple(getattr(image, 'shape', ()))}")
+        dtype = image.dtype
+        image, _ = as_image_batch(image, "image", channels=None, check_range=False, where="warp_image")
+        if dtype == torch.float64:
+            image = image.double()
+    elif not torch.is_tensor(image) or image.dim() != 4:
         raise ValueError(f"image must be a (B, C, H, W) tensor, got {tuple(getattr(image, 'shape', ()))}")
     if image.shape[0] != theta.shape[0]:
         raise ValueError(f"image holds {image.shape[0]} samples but theta holds {theta.shape[0]}")
+    if check and not bool(torch.isfinite(theta).all()):
+        raise ValueError(f"theta holds NaN or infinite values ({tuple(theta.shape)}); warp_image needs a finite "
+                         "transform")
     size = image.shape[-2:] if out_size is None else out_size
     grid = sampling_grid(theta.to(image.dtype) if image.is_floating_point() else theta, kind, size, lam)
     return F.grid_sample(image, grid.to(image.dtype), mode=mode, padding_mode=padding_mode, align_corners=True)
@@ -383,6 +478,41 @@ def inverse_transform_points(points: torch.Tensor, theta: torch.Tensor, kind: st
             if residual.abs().max() < 1e-7:
                 break
     return q
+
+
+def degenerate_transforms(theta: torch.Tensor, kind: str, resolution: int = 16, eps: float = 1e-6) -> list:
+    """Why each transform of a batch cannot be trusted, or None: ``"non-finite"`` (NaN/inf in theta),
+    ``"singular"`` (the map squeezes some region to (almost) nothing: ``|det J| < eps`` in normalised units)
+    or ``"folded"`` (det J changes sign over the image: the map folds the image over itself).
+
+    theta ``(B, D)``; J is evaluated on a ``resolution x resolution`` grid of the target frame. A map whose
+    det J is negative everywhere (a mirror image) is not degenerate. Returns a list of B entries.
+    """
+    _check_theta(theta, kind)
+    theta = theta.detach().double().cpu()
+    finite = torch.isfinite(theta).all(dim=1)
+    safe = torch.where(finite.unsqueeze(1), theta, identity_theta(kind, theta.shape[0], _grid_size(theta, kind),
+                                                                  dtype=torch.float64))
+    grid = normalized_grid((resolution, resolution), torch.float64).view(1, -1, 2).expand(theta.shape[0], -1, -1)
+    det = torch.linalg.det(jacobian(grid, safe, kind))  # (B, N)
+    out = []
+    for i in range(theta.shape[0]):
+        d = det[i]
+        if not bool(finite[i]) or not bool(torch.isfinite(d).all()):
+            out.append("non-finite")
+        elif float(d.abs().min()) < eps:
+            out.append("singular")
+        elif bool((d > 0).any()) and bool((d < 0).any()):
+            out.append("folded")
+        else:
+            out.append(None)
+    return out
+
+
+def _grid_size(theta: torch.Tensor, kind: str) -> int:
+    if kind == "affine":
+        return 3
+    return tps_grid_size(theta.shape[1] - (AFFINE_DIM if kind == "cascade" else 0))
 
 
 def flow_field(theta: torch.Tensor, kind: str, target_size, source_size, lam: float = 0.0,

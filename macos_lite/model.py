@@ -147,7 +147,7 @@ class MaCoSNet(nn.Module):
         theta_tps = None
         if tps:
             warp_theta = theta_aff.detach() if self.detach_affine_warp else theta_aff
-            warped = geometry.warp_image(gather(flat, 0), warp_theta, "affine")
+            warped = geometry.warp_image(gather(flat, 0), warp_theta, "affine", check=False)
             f_warped = l2_normalize(self.encoder(warped)[3])
             theta_tps = self.tps_head(correlation(f_warped, f_tgt)).view(len(pairs), b, -1)
         mask_logits = None
@@ -165,11 +165,21 @@ class MaCoSNet(nn.Module):
         """Inference for a pair of images of any size (``(3, H, W)`` or ``(B, 3, H, W)`` in [0, 1]).
 
         Returns ``theta`` (the cascade, or affine when ``tps=False``) mapping B's normalised points into
-        A, ``kind``, ``theta_aff``, and mask probabilities ``mask_A``/``mask_B`` at each input's size.
+        A, ``kind``, ``theta_aff``, and mask probabilities ``mask_A``/``mask_B`` at each input's size
+        (without the batch dimension when single images were given).
+
+        Converted as :func:`macos_lite.data.imageio.load_image` converts files: uint8 (/ 255), grayscale
+        (repeated to RGB), RGBA (alpha dropped), channels-last ``(H, W, 3)``/``(B, H, W, 3)``. Raises
+        ``ValueError`` naming ``image_A``/``image_B`` for NaN/inf pixels, values outside [0, 1] (0..255
+        floats, normalised images), other shapes, or batches of different sizes.
         """
-        single = image_A.dim() == 3
-        a = image_A.unsqueeze(0) if single else image_A
-        b = image_B.unsqueeze(0) if single else image_B
+        a, single = geometry.as_image_batch(image_A, "image_A", where="predict")
+        b, single_b = geometry.as_image_batch(image_B, "image_B", where="predict")
+        if single != single_b or a.shape[0] != b.shape[0]:
+            raise ValueError(f"image_A {tuple(image_A.shape)} and image_B {tuple(image_B.shape)} must both be single "
+                             "images or batches of the same size")
+        device = next(self.parameters()).device
+        a, b = a.to(device), b.to(device)
         size_a, size_b = a.shape[-2:], b.shape[-2:]
         was_training = self.training
         self.eval()

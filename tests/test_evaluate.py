@@ -408,10 +408,10 @@ def test_cli_bad_input_says_what_to_do(tmp_path, capsys):
         parse(["--dataset", "pf-nowhere", "--method", "identity"])
     with pytest.raises(ValueError, match="unknown dataset 'pf-nowhere'"):
         E.evaluate_dataset("pf-nowhere", E.IdentityMethod())
-    assert E.run(parse(["--dataset", "pf-willow", "--data-root", str(tmp_path / "none"), "--method", "identity"])) == 1
+    assert E.run(parse(["--dataset", "pf-willow", "--data-root", str(tmp_path / "none"), "--method", "identity"])) == 2
     assert "macos-lite download pf-willow" in capsys.readouterr().err
     missing = tmp_path / "missing.pt"
-    assert E.run(parse(["--dataset", "synthetic", "--checkpoint", str(missing)])) == 1
+    assert E.run(parse(["--dataset", "synthetic", "--checkpoint", str(missing)])) == 2
     assert str(missing) in capsys.readouterr().err
     assert E.run(parse(["--dataset", "synthetic", "--method", "identity", "--flow-out", str(tmp_path)])) == 2
 

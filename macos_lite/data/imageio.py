@@ -225,31 +225,71 @@ def load_mat(path, fields, dataset: str | None = None) -> dict[str, np.ndarray]:
     return {f: np.asarray(data[f]) for f in fields}
 
 
+TEXT_ENCODINGS = ("utf-8-sig", "utf-16", "cp1252", "latin-1")  # tried in order (latin-1 decodes any bytes)
+
+
+def read_text(path, dataset: str | None = None) -> str:
+    """A text file as ``str``, whatever system wrote it: a UTF-8 BOM is dropped, UTF-16 (with its BOM),
+    Windows-1252 and latin-1 files are decoded, and CRLF / CR line endings become ``\\n``.
+
+    Raises :class:`DataNotFoundError` when the file is missing.
+    """
+    path = _require_file(path, dataset)
+    data = path.read_bytes()
+    for encoding in TEXT_ENCODINGS:
+        if encoding == "utf-16" and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            continue
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def read_csv(path, required=(), dataset: str | None = None) -> tuple[list[str], list[tuple[int, dict]]]:
     """Read a CSV file with a header: ``(columns, [(line_number, row_dict), ...])``.
 
-    Raises :class:`DataError` naming the file and the missing columns when ``required`` are absent, or
-    the line whose number of values differs from the header's.
+    Files written by other systems and tools are read as meant (see :func:`read_text`): any line endings,
+    a BOM, UTF-16/Windows-1252/latin-1 text, blanks around names and values (stripped), backslash path
+    separators (become ``/``), and empty trailing columns (a spreadsheet's ``,,``).
+
+    Raises :class:`DataError` naming the file when it has no header or no data row, when ``required``
+    columns are absent (naming them), or naming the line whose number of values differs from the header's.
     """
+    import io
+
     path = _require_file(path, dataset)
+    text = read_text(path, dataset)
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f, skipinitialspace=True)
-            columns = [c.strip() for c in (reader.fieldnames or [])]
-            reader.fieldnames = columns
-            rows = [(reader.line_num, row) for row in reader]
-    except (UnicodeDecodeError, csv.Error) as err:
+        reader = csv.reader(io.StringIO(text), skipinitialspace=True)
+        table = [(reader.line_num, [v.strip() for v in values]) for values in reader]
+    except csv.Error as err:
         raise _corrupt(path, f"cannot parse the CSV ({err})", dataset) from err
+    table = [(line, values) for line, values in table if any(values)]  # blank lines (or only commas)
+    if not table:
+        raise DataError(f"{path}: the file is empty; a pair list needs a header line and one line per pair")
+    columns = table[0][1]
+    while columns and not columns[-1]:
+        columns = columns[:-1]
     missing = [c for c in required if c not in columns]
     if missing:
         raise DataError(
             f"{path}: missing column(s) {missing}; the header is {columns}, expected {list(required)}. "
             f"Use the official pair list ({download_hint(dataset)})."
         )
-    for line, row in rows:  # DictReader files extra values under None and fills missing ones with None
-        if None in row or None in row.values():
-            count = len(columns)
-            raise DataError(f"{path}, line {line}: the number of values differs from the header's ({count})")
+    rows = []
+    for line, values in table[1:]:
+        while len(values) > len(columns) and not values[-1]:
+            values = values[:-1]
+        if len(values) != len(columns):
+            raise DataError(f"{path}, line {line}: the number of values ({len(values)}) differs from the header's "
+                            f"({len(columns)}: {', '.join(columns)})")
+        rows.append((line, {c: v.replace("\\", "/") for c, v in zip(columns, values)}))
+    if not rows:
+        raise DataError(f"{path}: the header is there ({', '.join(columns)}) but no line follows it, so there "
+                        "is nothing to evaluate; add the pairs (one per line) or use the official list "
+                        f"({download_hint(dataset)})")
     return columns, rows
 
 

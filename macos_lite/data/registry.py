@@ -288,6 +288,34 @@ class PairDataset(_Items):
         return item
 
 
+KEYPOINT_MARGIN = 0.1  # keypoints may sit this fraction of the image's side (+ 1 px) outside it; beyond: refused
+
+
+def check_keypoints_inside(path, size, kps, listed_in=None) -> None:
+    """Refuse an image too small for normalised coordinates, or keypoints far outside their image.
+
+    size: ``(H, W)``; kps ``(N, 2)`` 0-based pixels (NaN = unannotated). Annotations just outside the
+    border (within ``KEYPOINT_MARGIN`` of the side + 1 px) are accepted as the benchmarks have them; farther
+    ones belong to another image or another scale. Raises :class:`DataError` naming the image file.
+    """
+    h, w = (int(v) for v in size)
+    if h < 2 or w < 2:
+        raise DataError(f"{path}: the image is {w} x {h} pixels (W x H); matching needs at least 2 x 2 pixels "
+                        "to define normalised coordinates. Remove the pair from the list, or use the real image")
+    kps = np.asarray(kps, dtype=np.float64).reshape(-1, 2)
+    if not len(kps):
+        return
+    mx, my = KEYPOINT_MARGIN * w + 1, KEYPOINT_MARGIN * h + 1
+    with np.errstate(invalid="ignore"):
+        far = (kps[:, 0] < -mx) | (kps[:, 0] > w - 1 + mx) | (kps[:, 1] < -my) | (kps[:, 1] > h - 1 + my)
+    if far.any():
+        k = int(np.flatnonzero(far)[0])
+        where = f" (keypoints from {listed_in})" if listed_in else ""
+        raise DataError(f"{path}{where}: keypoint {k + 1} at (x, y) = ({kps[k, 0] + 1:g}, {kps[k, 1] + 1:g}) "
+                        f"(1-based) lies far outside the {w} x {h} image ({int(far.sum())} such keypoint(s)); the "
+                        "annotation belongs to another image or another scale: check the annotation file")
+
+
 def make_pair_item(dataset: PairDataset, index: int, rec: PairRecord, image_A, image_B, kps_A, kps_B) -> dict:
     """Pair item from original images ``(3, H, W)`` and keypoints ``(N, 2)`` (NaN = unannotated).
 
@@ -299,6 +327,8 @@ def make_pair_item(dataset: PairDataset, index: int, rec: PairRecord, image_A, i
     if len(kps_A) != len(kps_B):
         raise DataError(f"{len(kps_A)} keypoints in A but {len(kps_B)} in B; they must correspond row by row")
     size_A, size_B = image_size_tensor(image_A), image_size_tensor(image_B)
+    for path, size, kps in ((rec.path_A, size_A, kps_A), (rec.path_B, size_B, kps_B)):
+        check_keypoints_inside(path, size, kps, getattr(dataset, "pair_csv", None))
     return {
         "image_A": resize(image_A, dataset.image_size),
         "image_B": resize(image_B, dataset.image_size),

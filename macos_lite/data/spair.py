@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from macos_lite.data.imageio import DataError, find_dataset_dir, not_found
+from macos_lite.data.imageio import DataError, find_dataset_dir, not_found, read_text
 from macos_lite.data.registry import ImageDataset, ImageRecord, PairDataset, PairRecord, dataset_root
 
 NAME = "spair"
@@ -52,7 +52,7 @@ def list_pairs(base: Path, split: str, layout: str = "large") -> list[tuple[str,
     """
     listing = base / "Layout" / layout / f"{split}.txt"
     if listing.is_file():
-        names = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+        names = [line.strip() for line in read_text(listing, NAME).splitlines() if line.strip()]
     else:
         folder = base / "PairAnnotation" / split
         if not folder.is_dir():
@@ -73,7 +73,7 @@ def read_pair_json(path: Path) -> dict:
     if not path.is_file():
         raise not_found(f"{path}: file not found", NAME)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_text(path, NAME))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: not valid JSON ({err}); run `macos-lite download {NAME}` again.") from err
     if not isinstance(data, dict):

@@ -57,6 +57,7 @@ from macos_lite.data.imageio import (
     parse_number,
     read_csv,
     read_flo,
+    read_text,
 )
 from macos_lite.data.registry import (
     ImageDataset,
@@ -86,7 +87,7 @@ def read_flip(folder: Path) -> int:
     path = folder / "flip_gt.txt"
     if not path.is_file():
         return 0
-    text = path.read_text().split()
+    text = read_text(path, NAME).split()
     value = parse_number(text[0] if text else "", f"{path}: the flip flag")
     if value not in (0, 1):
         raise DataError(f"{path}: the flip flag must be 0 or 1, got {value:g}")
