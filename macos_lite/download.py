@@ -9,14 +9,18 @@ What ``<root>/<NAME>/`` holds afterwards::
 
     PF-dataset-PASCAL.zip, *.csv ...   the published files, kept as downloaded
     PF-dataset-PASCAL/ ...             what the archives contain
-    SHA256SUMS                         hashes recorded on first download (``sha256sum -c`` format)
-    .<archive>.extracted               that archive was verified and fully extracted
-    .complete                          every file verified and the marker path present
+    SHA256SUMS                         optional: hashes *you* trust (``sha256sum`` format), enforced
+    .<archive>.extracted               that archive was checked and fully extracted
+    .complete                          every file checked and the marker path present
 
-Checksums: a ``sha256`` pinned in the manifest is enforced. Without a pin (none is published for these
-datasets) the first download's hash is recorded in SHA256SUMS and every later run must match it.
-A file whose hash does not match is renamed aside, never deleted. A file placed in the folder by hand
-is verified and extracted like a downloaded one, without network.
+Checksums: the known-good ``sha256`` values ship with the package (``macos_lite/data/sources.json``) and
+are enforced: a mismatch is refused with both hashes printed. Where no trustworthy value is known the
+manifest says null; such a file is used *unverified* (the command says so and prints its hash), and its
+hash is never recorded as a reference -- a download cannot vouch for itself. A ``SHA256SUMS`` file the
+user writes in the dataset folder is enforced the same way. A file whose hash does not match is renamed
+aside, never deleted. A file placed in the folder by hand is verified and extracted like a downloaded one,
+without network. Datasets without an official URL (``"manual"`` in the manifest, e.g. ``weizmann-horse``)
+are placed by hand; ``macos-lite download NAME`` says how and checks the result.
 """
 
 from __future__ import annotations
@@ -107,6 +111,8 @@ def _entry(name: str, sources: dict[str, dict] | None) -> dict:
         raise DownloadError(f"no download for dataset {name!r}{hint}; choose one of: {', '.join(sources)}")
     entry = sources[name]
     missing = [key for key in ("marker", "files") if key not in entry]
+    if entry.get("manual"):
+        missing = [key for key in ("marker",) if key not in entry]
     missing += [f"files[{i}].{key}" for i, spec in enumerate(entry.get("files", []))
                 for key in ("name", "urls") if key not in spec]
     if missing:
@@ -137,6 +143,8 @@ def download(name: str, root: str | Path | None = None, *, force: bool = False, 
     root = Path(root).expanduser() if root is not None else data_root()
     folder = root / name
     title = entry.get("title", name)
+    if entry.get("manual"):
+        return _manual_dataset(name, entry, folder, quiet)
     if not force and dataset_status(name, root, sources={name: entry}) == "present":
         _say(quiet, f"{title} is already in {folder} (--force verifies and extracts it again).")
         _say_next_steps(quiet, name, entry, folder)
@@ -162,12 +170,26 @@ def download(name: str, root: str | Path | None = None, *, force: bool = False, 
     return folder
 
 
+def _manual_dataset(name: str, entry: dict, folder: Path, quiet: bool) -> Path:
+    """A dataset placed by hand: check that it is there, else explain where to put it."""
+    title = entry.get("title", name)
+    if (folder / entry["marker"]).exists():
+        _say(quiet, f"{title} is in place in {folder}.")
+        if entry.get("citation"):
+            _say(quiet, f"Please cite: {entry['citation']}")
+        _say_next_steps(quiet, name, entry, folder)
+        return folder
+    raise DownloadError(f"{title} cannot be downloaded automatically. {entry['manual']} The dataset folder is "
+                        f"{folder} (or pass --root DIR to use DIR/{name}); then run `macos-lite download {name}` "
+                        "again to check it.")
+
+
 def dataset_status(name: str, root: str | Path | None = None, *,
                    sources: dict[str, dict] | None = None) -> str:
     """``"present"`` (verified and extracted), ``"incomplete"`` (started, not finished) or ``"missing"``."""
     entry = _entry(name, sources)
     folder = (Path(root).expanduser() if root is not None else data_root()) / name
-    if (folder / COMPLETE_STAMP).is_file() and (folder / entry["marker"]).exists():
+    if (folder / entry["marker"]).exists() and (entry.get("manual") or (folder / COMPLETE_STAMP).is_file()):
         return "present"
     return "incomplete" if folder.is_dir() and any(folder.iterdir()) else "missing"
 
@@ -302,7 +324,10 @@ def _manual_fallback(name: str, spec: dict, path: Path, root: Path) -> str:
 
 
 def _verify(name: str, spec: dict, path: Path, root: Path, *, quiet: bool) -> str:
-    """Check ``path`` against the pinned sha256, else against SHA256SUMS, recording it on first use."""
+    """Check ``path`` against the sha256 shipped in the manifest, else against a SHA256SUMS the user wrote.
+
+    Nothing is recorded: without a known-good hash the file is used unverified, and the message says so.
+    """
     actual = sha256_file(path, quiet=quiet)
     pinned = (spec.get("sha256") or "").lower()
     if pinned:
@@ -312,10 +337,9 @@ def _verify(name: str, spec: dict, path: Path, root: Path, *, quiet: bool) -> st
     sums_path = path.parent / SUMS_FILE
     recorded = _read_sums(sums_path).get(path.name)
     if recorded is None:
-        with open(sums_path, "a", encoding="utf-8") as fh:
-            fh.write(f"{actual}  {path.name}\n")
-        _say(quiet, f"sha256 {actual}  {path.name}\n  recorded in {sums_path}; no checksum is published, "
-                    f"so pin it as \"sha256\" for {spec['name']} in macos_lite/data/sources.json.")
+        _say(quiet, f"warning: {path.name} is UNVERIFIED: no known-good sha256 ships with this package for it, so "
+                    f"its content cannot be checked (its sha256 is {actual}). Compare it with a hash from the "
+                    f"publisher, if you have one, or list one you trust in {sums_path}.")
     elif recorded != actual:
         _reject(name, spec, path, root, recorded, actual, pinned_in_manifest=False)
     return actual
@@ -329,9 +353,9 @@ def _reject(name: str, spec: dict, path: Path, root: Path, expected: str, actual
         origin = "pinned in the manifest"
         cause = "If it happens again, the published file has changed: report it, or use a copy you trust."
     else:
-        origin = f"recorded in {sums_path} on first download"
-        cause = (f"If the publisher changed the file on purpose, delete its line from {sums_path} "
-                 "and run again.")
+        origin = f"listed in {sums_path}"
+        cause = (f"If the publisher changed the file on purpose and you trust the new one, update its line in "
+                 f"{sums_path} and run again.")
     raise ChecksumError(
         f"sha256 mismatch for {path}:\n  expected {expected} ({origin})\n  actual   {actual}\n"
         f"The file was moved aside to {aside} (not deleted). Run `{_command(name, root)}` again to "

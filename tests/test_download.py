@@ -155,12 +155,11 @@ def test_full_download_extracts_records_and_reports(server, tmp_path, capsys):
     assert (folder / "toy/images/b.bin").read_bytes() == PAYLOAD
     assert (folder / "pairs.csv").read_bytes() == CSV
     assert (folder / "toy.zip").read_bytes() == archive
-    sums = (folder / "SHA256SUMS").read_text().splitlines()
-    assert sorted(sums) == sorted([f"{sha(archive)}  toy.zip", f"{sha(CSV)}  pairs.csv"])
+    assert not (folder / "SHA256SUMS").exists()  # a download never vouches for itself
     assert not list(folder.glob("*.part")) and not list(folder.glob(".*.extracting"))
     assert dl.dataset_status("toy", tmp_path, sources=toy_sources(server.url)) == "present"
     out = capsys.readouterr().out
-    assert sha(archive) in out and "pin it" in out
+    assert sha(archive) in out and "toy.zip is UNVERIFIED" in out
     assert f"macos-lite evaluate --dataset toy --data-root {folder}" in out
 
 
@@ -254,11 +253,12 @@ def test_matching_pin_is_accepted(server, tmp_path):
     assert (tmp_path / "toy/toy/images/a.txt").exists()
 
 
-def test_trust_on_first_use_then_changed_file_is_detected(server, tmp_path):
+def test_hashes_listed_by_the_user_are_enforced(server, tmp_path):
     serve_toy(server)
     sources = toy_sources(server.url)
     folder = dl.download("toy", tmp_path, quiet=True, sources=sources)
-    assert f"{sha(CSV)}  pairs.csv" in (folder / "SHA256SUMS").read_text()
+    assert not (folder / "SHA256SUMS").exists()
+    (folder / "SHA256SUMS").write_text(f"{sha(CSV)}  pairs.csv\n")
 
     changed = CSV + b"toy/images/b.bin,toy/images/a.txt,1\n"
     server.files["/pairs.csv"] = changed
@@ -386,7 +386,7 @@ def test_preplaced_archive_is_used_without_network(closed_port_url, tmp_path):
     dl.download("toy", tmp_path, quiet=True, sources=toy_sources(closed_port_url))
 
     assert (folder / "toy/images/a.txt").read_bytes() == b"hello\n"
-    assert f"{sha(archive)}  toy.zip" in (folder / "SHA256SUMS").read_text()
+    assert not (folder / "SHA256SUMS").exists()
 
 
 def test_hand_extracted_copy_is_accepted_without_archive(closed_port_url, tmp_path):
@@ -414,8 +414,11 @@ def test_low_disk_space_is_reported_before_writing(server, tmp_path, monkeypatch
 
 def test_packaged_manifest_lists_the_benchmarks():
     sources = dl.load_sources()
-    assert set(sources) == {"pf-pascal", "pf-willow", "spair", "tss", "internet"}
+    assert set(sources) == {"pf-pascal", "pf-willow", "spair", "tss", "internet", "weizmann-horse"}
+    assert sources["weizmann-horse"]["manual"] and not sources["weizmann-horse"]["files"]
     for name, entry in sources.items():
+        if entry.get("manual"):
+            continue
         assert entry["marker"] and entry["citation"] and entry["files"], name
         assert any(spec.get("extract") for spec in entry["files"]), name
         for spec in entry["files"]:

@@ -45,7 +45,8 @@ class DataNotFoundError(DataError, FileNotFoundError):
 # datasets without a download command: where they come from
 MANUAL_SOURCES = {
     "weizmann-horse": "get the Weizmann Horse database (Borenstein & Ullman, ECCV 2002) by hand and put its "
-                      "rgb/ and figure_ground/ folders under the dataset root",
+                      "rgb/ and figure_ground/ folders under the dataset root (`macos-lite download "
+                      "weizmann-horse` explains where)",
 }
 
 
@@ -87,7 +88,7 @@ def find_dataset_dir(root, candidates: list[str], dataset: str) -> Path:
     expected = root / candidates[0] if candidates[0] else root
     raise DataNotFoundError(
         f"{dataset}: expected the folder {expected}, which does not exist. "
-        f"Run `macos-lite download {dataset}` (or pass root= / --data-root pointing to the folder that "
+        f"To get it, {download_hint(dataset)} (or pass root= / --data-root pointing to the folder that "
         f"contains {candidates[0] or 'the data'})."
     )
 
