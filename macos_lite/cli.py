@@ -61,6 +61,28 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def writable_folder(path, option: str = "--out") -> "Path":
+    """Create folder ``path`` (parents too) and check that files can be written in it.
+
+    Returns it as a ``Path``; raises :class:`UserError` naming ``option`` and the path otherwise (a file in
+    the way, no permission, a read-only disk).
+    """
+    import tempfile
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise UserError(f"{option} {path}: cannot create or write this folder ({why}); choose a folder you can "
+                        "write") from None
+    return path
+
+
 def _int(text: str) -> int:
     try:
         return int(text)

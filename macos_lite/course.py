@@ -126,10 +126,15 @@ CHECKED_TAG = "nbval-check-output"
 
 
 def course_notebooks(folder: str | Path = "notebooks") -> list[Path]:
-    """The numbered course notebooks ``NN_*.ipynb`` of ``folder``, in order."""
+    """The numbered course notebooks ``NN_*.ipynb`` of ``folder``, in order.
+
+    Raises ``FileNotFoundError`` (naming the folder, the current folder and the fix) when ``folder`` is not
+    there, e.g. when ``macos-lite course`` is started outside the repository root.
+    """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"no notebooks folder {folder}; run from the repository root or pass --notebooks")
+        raise FileNotFoundError(f"no notebooks folder {folder} in {Path.cwd()}; run `macos-lite course` from the "
+                                "repository root (the folder holding notebooks/), or pass --notebooks DIR")
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
 
 
@@ -151,11 +156,48 @@ def strip_outputs(nb, keep_checked: bool = True):
     return nb
 
 
-def _failure(exc) -> str:
+def _failure(exc, executed: Path | None = None) -> str:
+    """One line saying where and why a notebook failed.
+
+    A failed cell carries its execution count. A dying kernel (``DeadKernelError``, e.g. killed when memory
+    ran out) does not: the cell is then found in the executed notebook ``executed`` -- the code cell after the
+    last one with an execution count -- and the likely cause is named.
+    """
     cell = getattr(exc, "exec_count", None)
     name, value = getattr(exc, "ename", type(exc).__name__), getattr(exc, "evalue", str(exc))
-    where = f"cell [{cell}]" if cell is not None else "before any cell ran"
+    value = " ".join(str(value).split())
+    if cell is not None:
+        return f"cell [{cell}]: {name}: {value}".strip()
+    counts, source = _last_execution_count(executed)
+    dead = "DeadKernel" in name or "died" in value.lower()
+    if counts:
+        where = f"while running cell [{counts + 1}]" + (f" ({source})" if source else "")
+    else:
+        where = "before any cell ran"
+    if dead:
+        return (f"the kernel died (DeadKernelError) {where}; the usual cause is running out of memory: try "
+                "--preset smoke, or fewer threads (MACOS_LITE_THREADS=1), or close other programs")
     return f"{where}: {name}: {value}".strip()
+
+
+def _last_execution_count(executed: Path | None) -> tuple[int, str]:
+    """(highest execution count in the executed notebook, first line of the code cell after it)."""
+    if executed is None or not Path(executed).is_file():
+        return 0, ""
+    try:
+        import nbformat
+
+        nb = nbformat.read(executed, as_version=4)
+    except Exception:  # noqa: BLE001 -- a notebook cut short by the dying kernel: no cell to name
+        return 0, ""
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    last = max((c.get("execution_count") or 0 for c in code), default=0)
+    positions = [i for i, c in enumerate(code) if c.get("execution_count") == last]
+    source = ""
+    if positions and positions[-1] + 1 < len(code):
+        lines = [line for line in code[positions[-1] + 1].source.splitlines() if line.strip()]
+        source = lines[0].strip()[:60] if lines else ""
+    return int(last), source
 
 
 def execute(notebook: Path, output: Path, parameters: dict, cwd: Path, timeout: int | None = None):
@@ -205,9 +247,21 @@ def run_course(notebooks: str | Path = "notebooks", out: str | Path | None = Non
 
     preset = resolve_preset(preset)
     books = course_notebooks(notebooks)
+    if not books:
+        raise FileNotFoundError(f"{notebooks} holds no course notebooks (NN_name.ipynb); run from the repository "
+                                "root, or pass --notebooks DIR")
     if only:
-        books = [b for b in books if any(b.name.startswith(o) or b.stem == o for o in only)]
+        chosen = [b for b in books if any(b.name.startswith(o) or b.stem == o for o in only)]
+        unmatched = [o for o in only if not any(b.name.startswith(o) or b.stem == o for b in books)]
+        if unmatched:
+            raise ValueError(f"--only {' '.join(unmatched)}: no notebook of {notebooks} starts with "
+                             f"{'this' if len(unmatched) == 1 else 'these'}; the notebooks are "
+                             + ", ".join(b.stem for b in books))
+        books = chosen
     out = Path(out) if out else paths.runs_root() / time.strftime("%Y%m%d-%H%M%S")
+    from .cli import writable_folder
+
+    writable_folder(out)
     (out / "results").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
     print(f"running {len(books)} notebooks with preset {preset!r} into {out}", flush=True)
@@ -242,8 +296,8 @@ def _run_one(i: int, n: int, book: Path, out: Path, preset: str, device: str, se
     try:
         executed = execute(book, out / book.name, params, book.parent, timeout)
     except Exception as exc:  # papermill raises PapermillExecutionError with the cell and the error
-        row.update(status="failed", error=_failure(exc))
         executed = out / book.name
+        row.update(status="failed", error=_failure(exc, executed))
     row["seconds"] = round(time.perf_counter() - start, 1)
     if html and executed.is_file():
         _to_html(executed, out / f"{book.stem}.html")
@@ -331,5 +385,6 @@ def run(args) -> int:
     if summary["failed"]:
         print(f"{len(summary['failed'])} notebook(s) failed: {', '.join(summary['failed'])}; see {summary['out']}")
         return 1
-    print(f"all notebooks ran; results in {summary['out']} (summary.md, *.html)")
+    ran = len(summary["notebooks"])
+    print(f"all {ran} notebook{'s' if ran != 1 else ''} ran; results in {summary['out']} (summary.md, *.html)")
     return 0

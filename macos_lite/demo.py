@@ -16,9 +16,12 @@ import torch
 from . import paths
 
 
+NUM_PAIRS = 20  # the demo's synthetic validation pairs (--pair 0..19)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help="a macos_lite checkpoint (default: a quick pre-training)")
-    p.add_argument("--pair", type=int, default=0, help="index of the synthetic validation pair")
+    p.add_argument("--pair", type=int, default=0, help=f"index of the synthetic validation pair (0..{NUM_PAIRS - 1})")
     p.add_argument("--out", help="folder for demo.png (default runs/demo-<time>)")
     p.add_argument("--device", default="auto")
 
@@ -34,10 +37,14 @@ def run(args) -> int:
     from .training import Trainer, TrainConfig
     from .viz import pair_figure
 
+    from .cli import UserError, writable_folder
+
+    if not 0 <= args.pair < NUM_PAIRS:
+        raise UserError(f"--pair {args.pair}: the demo shows one of its {NUM_PAIRS} synthetic validation pairs; "
+                        f"choose 0..{NUM_PAIRS - 1}")
     cap_threads()
     device = resolve_device(args.device)
-    out = Path(args.out) if args.out else paths.runs_root() / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    out.mkdir(parents=True, exist_ok=True)
+    out = writable_folder(Path(args.out) if args.out else paths.runs_root() / f"demo-{time.strftime('%Y%m%d-%H%M%S')}")
     if args.checkpoint:
         model = model_from_checkpoint(args.checkpoint, device)
     else:
@@ -47,7 +54,7 @@ def run(args) -> int:
         trainer.fit()
         model = trainer.model.eval()
     size = model.image_size[0]
-    pairs = get_pairs("synthetic", split="val", image_size=size, num_pairs=max(20, args.pair + 1))
+    pairs = get_pairs("synthetic", split="val", image_size=size, num_pairs=NUM_PAIRS)
     item = pairs[args.pair]
     prediction = model.predict(item["image_A"].to(device), item["image_B"].to(device))
     fig = pair_figure(item, {k: (v.cpu() if torch.is_tensor(v) else v) for k, v in prediction.items()})

@@ -263,6 +263,8 @@ def graded(tmp_path_factory, assigned):
     subs = root / "submissions"
     sentinel = root / "sentinel.txt"
     sentinel.write_text("keep me")
+    teacher = root / "teacher_model.pt"  # written from C code: only the OS-level sandbox stops it
+    teacher.write_bytes(b"the teacher's weights")
     student_dir, _ = assigned
     for solution in SOLUTIONS:
         _variant(solution, lambda nb: None, subs / "alice" / solution.name)  # the solutions
@@ -286,7 +288,12 @@ def graded(tmp_path_factory, assigned):
                     attack()
                 except OSError as exc:
                     print("swallowed:", exc)
-            os.system("rm -f " + {str(sentinel)!r})""")
+            os.system("rm -f " + {str(sentinel)!r})
+            import torch
+            try:
+                torch.save({{"stolen": 1}}, {str(teacher)!r})
+            except Exception as exc:
+                print("swallowed:", exc)""")
         nb.cells.insert(1, nbformat.v4.new_code_cell(attack))
 
     _variant(corr, syntax_error, subs / "carol" / corr.name)
@@ -295,10 +302,12 @@ def graded(tmp_path_factory, assigned):
     (subs / "frank").mkdir()
     (subs / "frank" / corr.name).write_text("{ this is not a notebook")
     out = root / "out"
-    grades = grade_submissions(subs, [FIXTURES], out, timeout=TIMEOUT, jobs=2, progress=lambda line: None)
+    said = []
+    grades = grade_submissions(subs, [FIXTURES], out, timeout=TIMEOUT, jobs=2, progress=said.append)
     with open(out / "grades.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    return {"root": root, "out": out, "grades": grades, "rows": rows, "sentinel": sentinel}
+    return {"root": root, "out": out, "grades": grades, "rows": rows, "sentinel": sentinel, "teacher": teacher,
+            "said": said}
 
 
 def rows_of(graded, student):
@@ -365,6 +374,20 @@ def test_malicious_submission_is_contained_and_reported(graded):
     assert "start a process" in blocked["message"]
     report = (graded["out"] / "students" / "eve" / "report.md").read_text()
     assert f"tried to delete {sentinel} outside its folder: blocked" in report
+
+
+@pytest.mark.slow
+def test_writes_from_c_code_cannot_reach_a_teachers_file(graded):
+    from macos_lite.assignments.grade import sandbox_problem
+
+    problem = sandbox_problem()
+    if problem:  # the grader must then say plainly that this is not stopped
+        assert any("no OS-level isolation" in line and "torch.save" in line for line in graded["said"])
+        pytest.skip(f"no OS-level sandbox on this machine: {problem}")
+    assert any(line.startswith("isolation: bubblewrap") for line in graded["said"])
+    assert graded["teacher"].read_bytes() == b"the teacher's weights"
+    rows = rows_of(graded, "eve")
+    assert rows[("01_correlation.ipynb", "correlation")]["status"] == "passed"
 
 
 @pytest.mark.slow

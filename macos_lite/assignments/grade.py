@@ -19,6 +19,15 @@ the class, and ``students/<student>/`` with ``report.md`` and each executed grad
 
 Files the notebooks read (datasets, checkpoints) must exist before grading: writes outside the working
 folder are blocked, so a cache a notebook would fill on first use cannot be filled there.
+
+Isolation (``--isolation``). With bubblewrap (``bwrap``, Linux; ``apt-get install bubblewrap``) each
+submission runs in a mount namespace where the whole file system is read-only except its own grading
+folder, and without network: writes from C code too (``torch.save``, ``np.save``) cannot reach a teacher's
+file. This is the default (``auto``) where bwrap works. Where it does not (macOS, Windows, containers
+without user namespaces) the grader says so and falls back to the in-process guard of
+:mod:`.containment` alone, which stops Python-level writes, deletions and processes but not writes made
+by C code; ``--isolation bwrap`` makes the missing sandbox an error instead. Neither limits reads, memory
+or CPU (the timeout bounds time): grade untrusted code on a machine or account that holds nothing else.
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ from .notebook import (
 )
 
 DEFAULT_TIMEOUT = 120
+ISOLATIONS = ("auto", "bwrap", "guard")
 STARTUP_TIMEOUT = 180  # kernel start + the guard's imports, not counted in the notebook's timeout
 CSV_FIELDS = ("student", "notebook", "exercise", "points", "max_points", "status", "message")
 CONTAINMENT_ROW = "(containment)"
@@ -203,8 +213,40 @@ def _warm_matplotlib(mpl_dir: Path) -> None:
                    timeout=STARTUP_TIMEOUT, check=False)
 
 
+def sandbox_problem() -> str | None:
+    """Why OS-level isolation (bubblewrap) cannot be used here, or None when it works (probed once)."""
+    global _SANDBOX_PROBE
+    if _SANDBOX_PROBE is None:
+        bwrap = shutil.which("bwrap")
+        if bwrap is None:
+            _SANDBOX_PROBE = ("bubblewrap (bwrap) is not installed; on Debian/Ubuntu: apt-get install bubblewrap "
+                              "(needs user namespaces or root)")
+        else:
+            try:
+                probe = subprocess.run([bwrap, *_SANDBOX_ARGS, "true"], capture_output=True, text=True,
+                                       timeout=30, check=False)
+                _SANDBOX_PROBE = "" if probe.returncode == 0 else (
+                    f"bwrap is installed but cannot start a sandbox here ({(probe.stderr or '').strip()[:200]}); "
+                    "user namespaces may be disabled (e.g. inside a container)")
+            except (OSError, subprocess.SubprocessError) as exc:
+                _SANDBOX_PROBE = f"bwrap could not run ({exc})"
+    return _SANDBOX_PROBE or None
+
+
+_SANDBOX_PROBE: str | None = None
+# everything read-only, a private /dev and /proc, no network; the grading folder is bound writable per run
+_SANDBOX_ARGS = ("--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-net", "--new-session",
+                 "--die-with-parent")
+
+
+def _sandboxed(command: list[str], private: Path, folder: Path) -> list[str]:
+    """``command`` run by bubblewrap with only ``private`` (which holds the submission's folder) writable."""
+    return [shutil.which("bwrap") or "bwrap", *_SANDBOX_ARGS, "--bind", str(private), str(private),
+            "--chdir", str(folder), *command]
+
+
 def _execute(submission: Path, solution: _Solution, private: Path, mpl_dir: Path, timeout: float,
-             jobs: int) -> _Run:
+             jobs: int, sandbox: bool = False) -> _Run:
     folder = private / "folder"
     folder.mkdir(parents=True)
     shutil.copy2(submission, folder / submission.name)
@@ -215,6 +257,8 @@ def _execute(submission: Path, solution: _Solution, private: Path, mpl_dir: Path
     nbformat.write(nb, str(source))
     run = _Run(origin, submitted, submission.name, timeout)
     command = [sys.executable, "-c", _RUNNER, str(source), str(target), str(folder), str(STARTUP_TIMEOUT)]
+    if sandbox:
+        command = _sandboxed(command, private, folder)
     with open(private / "runner.log", "wb") as runner_log:
         proc = subprocess.Popen(command, cwd=folder, env=_kernel_env(folder, private, mpl_dir, jobs),
                                 stdin=subprocess.DEVNULL, stdout=runner_log, stderr=subprocess.STDOUT,
@@ -328,7 +372,7 @@ class _Reader:
 
 
 def _grade_one(student: str, path: Path | None, solution: _Solution, private: Path, mpl_dir: Path,
-               timeout: float, jobs: int, keep: Path) -> NotebookGrade:
+               timeout: float, jobs: int, keep: Path, sandbox: bool = False) -> NotebookGrade:
     def zero(status, message):
         return [ExerciseGrade(student, solution.name, e.name, 0, e.points, status, message)
                 for e in solution.exercises]
@@ -337,7 +381,7 @@ def _grade_one(student: str, path: Path | None, solution: _Solution, private: Pa
         return NotebookGrade(student, solution.name, zero("missing", "notebook not submitted"),
                              note="not submitted")
     try:
-        run = _execute(path, solution, private, mpl_dir, timeout, jobs)
+        run = _execute(path, solution, private, mpl_dir, timeout, jobs, sandbox)
     except AssignmentError as exc:
         return NotebookGrade(student, solution.name, zero("error", str(exc)), note="unreadable notebook")
     reader = _Reader(run)
@@ -365,18 +409,34 @@ def _load_solutions(solutions) -> list[_Solution]:
 
 
 def grade_submissions(submissions: str | Path, solutions, out_dir: str | Path,
-                      timeout: float = DEFAULT_TIMEOUT, jobs: int = 1, progress=print) -> list[NotebookGrade]:
+                      timeout: float = DEFAULT_TIMEOUT, jobs: int = 1, progress=print,
+                      isolation: str = "auto") -> list[NotebookGrade]:
     """Grade ``submissions/<student>/<notebook>.ipynb`` against the solution notebooks; write the reports.
 
     solutions: solution notebooks and/or folders of them (their hidden-check cells are the tests).
     timeout: seconds each notebook may run after the grader's set-up; jobs: notebooks run at once;
-    progress: called with one line per graded notebook. Returns the grades, also written to ``out_dir``
-    (see the module docstring).
+    progress: called with one line per graded notebook (and the isolation in use). isolation: ``"auto"``
+    (bubblewrap where it works, else the in-process guard alone, said through ``progress``), ``"bwrap"``
+    (an :class:`AssignmentError` where it does not work) or ``"guard"`` (see the module docstring).
+    Returns the grades, also written to ``out_dir``.
     """
     submissions, out_dir = Path(submissions), Path(out_dir)
+    if isolation not in ISOLATIONS:
+        raise AssignmentError(f"isolation must be one of {ISOLATIONS}, got {isolation!r}")
     if not submissions.is_dir():
         raise AssignmentError(f"{submissions}: no such folder of submissions "
                               "(expected <student>/<notebook>.ipynb)")
+    problem = sandbox_problem() if isolation != "guard" else None
+    if isolation == "bwrap" and problem:
+        raise AssignmentError(f"--isolation bwrap: {problem}")
+    sandbox = isolation != "guard" and not problem
+    if sandbox:
+        progress("isolation: bubblewrap sandbox (the file system is read-only outside each submission's folder)")
+    else:
+        why = problem or "--isolation guard"
+        progress(f"warning: no OS-level isolation ({why}). Submissions are contained only by the in-process "
+                 "guard, which stops Python-level writes outside their folder but not writes from C code "
+                 "(torch.save, np.save); grade untrusted work where bubblewrap works, or in a container or VM.")
     solution_list = _load_solutions(solutions)
     students = sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith("."))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -390,7 +450,7 @@ def grade_submissions(submissions: str | Path, solutions, out_dir: str | Path,
         def work(numbered):
             n, (student, path, sol) = numbered
             grade = _grade_one(student, path, sol, batch / f"{n:04d}", mpl_dir, timeout, jobs,
-                               out_dir / "students" / student)
+                               out_dir / "students" / student, sandbox)
             note = f" ({grade.note})" if grade.note else ""
             progress(f"{student}/{sol.name}: {grade.points:g}/{grade.max_points:g}{note}")
             return grade
@@ -505,12 +565,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default {DEFAULT_TIMEOUT})")
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="notebooks graded at once (default 1)")
+    problem = sandbox_problem()
+    here = ("available on this machine" if not problem else
+            f"NOT AVAILABLE on this machine ({problem}), so submissions are contained only by the in-process guard")
+    parser.add_argument("--isolation", choices=ISOLATIONS, default="auto",
+                        help="auto (default): run each submission in a bubblewrap sandbox where the file system is "
+                             "read-only outside its folder (Linux, `apt-get install bubblewrap`); where bwrap is "
+                             "missing or cannot start, say so and fall back to the in-process guard, which does "
+                             "NOT stop writes from C code such as torch.save. bwrap: refuse to grade without the "
+                             f"sandbox. guard: the in-process guard only. The sandbox is {here}")
 
 
 def run(args: argparse.Namespace) -> int:
     """Carry out parsed ``grade`` arguments; returns the process exit code."""
+    from macos_lite.cli import writable_folder
+
+    writable_folder(args.out, "--out")
+    if args.jobs < 1 or args.timeout <= 0:
+        print(f"error: --jobs must be at least 1 and --timeout positive, got {args.jobs} and {args.timeout:g}",
+              file=sys.stderr)
+        return 2
     try:
-        grades = grade_submissions(args.submissions, args.solutions, args.out, args.timeout, args.jobs)
+        grades = grade_submissions(args.submissions, args.solutions, args.out, args.timeout, args.jobs,
+                                   isolation=args.isolation)
     except AssignmentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
