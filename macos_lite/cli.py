@@ -25,6 +25,7 @@ import re
 import sys
 
 DEBUG_ENV = "MACOS_LITE_DEBUG"
+_debug = False  # set by main() for the command it runs (--debug)
 
 # sub-command -> (module, help); modules are imported only when their command runs
 COMMANDS = {
@@ -127,6 +128,12 @@ def _user_error_types() -> tuple[type, ...]:
     return tuple(types)
 
 
+def debug_enabled() -> bool:
+    """True when ``--debug`` was given to the running command or ``MACOS_LITE_DEBUG`` is set (not 0):
+    commands that print their own error messages re-raise instead, so that the traceback shows."""
+    return _debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
 def paragraph(text: str) -> str:
     """``text`` as one paragraph: no blank lines, no trailing space."""
     return re.sub(r"\n\s*\n+", "\n", str(text).strip())
@@ -135,13 +142,16 @@ def paragraph(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run ``macos-lite argv``; returns the exit code (0 ok, 1 unexpected failure, 2 usage/input error)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    global _debug
+    given = "--debug" in argv
+    debug = given or debug_enabled()
     argv = [a for a in argv if a != "--debug"]
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    previous, _debug = _debug, given
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during training (see macos_lite.training)
@@ -160,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: macos-lite {args.command} failed unexpectedly: {type(exc).__name__}: {first} "
               f"(run again with --debug, or {DEBUG_ENV}=1, to see the traceback)", file=sys.stderr)
         return 1
+    finally:
+        _debug = previous
 
 
 if __name__ == "__main__":

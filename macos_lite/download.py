@@ -605,6 +605,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         download(args.name, root, force=args.force, quiet=args.quiet)
     except DownloadError as exc:
+        from macos_lite.cli import debug_enabled
+
+        if debug_enabled():
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

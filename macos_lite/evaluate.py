@@ -906,6 +906,10 @@ def run(args: argparse.Namespace) -> int:
             empty_gt=args.empty_gt, num_workers=args.num_workers, progress=not args.quiet)
     except (DataError, FileNotFoundError, EvaluationError, ValueError, RuntimeError, PermissionError,
             IsADirectoryError) as exc:
+        from macos_lite.cli import debug_enabled
+
+        if debug_enabled():
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(report.format_text(summary))

@@ -30,8 +30,20 @@ def run(args: argparse.Namespace) -> int:
     try:
         manifest = make_assignment(args.sources, args.out)
     except AssignmentError as exc:
+        from macos_lite.cli import debug_enabled
+
+        if debug_enabled():
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # --out cannot be created or written
+        from macos_lite.cli import debug_enabled
+
+        if debug_enabled():
+            raise
+        print(f"error: --out {args.out}: cannot write the student notebooks there ({exc.strerror or exc}); choose "
+              "a folder you can write", file=sys.stderr)
+        return 2
     for entry in manifest["notebooks"]:
         names = ", ".join(f"{e['name']} ({e['points']:g})" for e in entry["exercises"]) or "no exercises"
         print(f"{entry['notebook']}: {names}")

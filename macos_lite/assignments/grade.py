@@ -589,6 +589,10 @@ def run(args: argparse.Namespace) -> int:
         grades = grade_submissions(args.submissions, args.solutions, args.out, args.timeout, args.jobs,
                                    isolation=args.isolation)
     except AssignmentError as exc:
+        from macos_lite.cli import debug_enabled
+
+        if debug_enabled():
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 1
     out = Path(args.out)
