@@ -168,10 +168,10 @@ def _failure(exc, executed: Path | None = None) -> str:
     value = " ".join(str(value).split())
     if cell is not None:
         return f"cell [{cell}]: {name}: {value}".strip()
-    counts, source = _last_execution_count(executed)
+    running, source = _last_execution_count(executed)
     dead = "DeadKernel" in name or "died" in value.lower()
-    if counts:
-        where = f"while running cell [{counts + 1}]" + (f" ({source})" if source else "")
+    if running:
+        where = f"while running cell [{running}]" + (f" ({source})" if source else "")
     else:
         where = "before any cell ran"
     if dead:
@@ -181,7 +181,13 @@ def _failure(exc, executed: Path | None = None) -> str:
 
 
 def _last_execution_count(executed: Path | None) -> tuple[int, str]:
-    """(highest execution count in the executed notebook, first line of the code cell after it)."""
+    """(number of the code cell that was running when the notebook stopped, its first line); (0, "") when no
+    cell had started.
+
+    The running cell is the last code cell papermill gave a start time; without papermill's metadata, the
+    code cell after the last one with an execution count. Code cells are numbered from 1 in notebook order,
+    which is their execution count in a run from the top.
+    """
     if executed is None or not Path(executed).is_file():
         return 0, ""
     try:
@@ -191,23 +197,36 @@ def _last_execution_count(executed: Path | None) -> tuple[int, str]:
     except Exception:  # noqa: BLE001 -- a notebook cut short by the dying kernel: no cell to name
         return 0, ""
     code = [c for c in nb.cells if c.cell_type == "code"]
-    last = max((c.get("execution_count") or 0 for c in code), default=0)
-    positions = [i for i, c in enumerate(code) if c.get("execution_count") == last]
-    source = ""
-    if positions and positions[-1] + 1 < len(code):
-        lines = [line for line in code[positions[-1] + 1].source.splitlines() if line.strip()]
-        source = lines[0].strip()[:60] if lines else ""
-    return int(last), source
+    started = [i for i, c in enumerate(code) if c.metadata.get("papermill", {}).get("start_time")]
+    counted = [i for i, c in enumerate(code) if c.get("execution_count")]
+    if started:
+        index = started[-1]
+    elif counted and counted[-1] + 1 < len(code):
+        index = counted[-1] + 1
+    else:
+        return 0, ""
+    lines = [line for line in code[index].source.splitlines() if line.strip()]
+    return index + 1, (lines[0].strip()[:60] if lines else "")
 
 
 def execute(notebook: Path, output: Path, parameters: dict, cwd: Path, timeout: int | None = None):
     """Run one notebook with papermill (kernel ``python3``); returns the executed notebook path."""
+    import logging
+
     import papermill
 
-    papermill.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name="python3",
-                               progress_bar=False, cwd=str(cwd), execution_timeout=timeout, log_output=False,
-                               # the kernel's start-up warnings would break the one-line-per-notebook progress
-                               extra_arguments=["--IPKernelApp.log_level=ERROR"])
+    # papermill's own log lines (e.g. "Kernel died while waiting for execute reply") would break the
+    # one-line-per-notebook progress; the failure is reported in the summary instead
+    log = logging.getLogger("papermill")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        papermill.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name="python3",
+                                   progress_bar=False, cwd=str(cwd), execution_timeout=timeout, log_output=False,
+                                   # the kernel's start-up warnings would break the one-line progress too
+                                   extra_arguments=["--IPKernelApp.log_level=ERROR"])
+    finally:
+        log.setLevel(level)
     return output
 
 
