@@ -158,7 +158,7 @@ def test_keypoints_far_outside_are_refused_near_ones_kept(tmp_path):
 
     x = np.arange(1, 11) * 4.0
     near = np.stack([x, np.full(10, 20.0)], 1)
-    near[0] = (52.0, 41.0)  # 2 px beyond the 50 x 40 image: annotations at the border do this
+    near[0] = (70.0, 55.0)  # beyond the 50 x 40 image, but by less than half its side: kept
     far = near.copy()
     far[4] = (4.0, 400.0)
     root = _willow(tmp_path / "near", {"a": (50, 40, near), "b": (50, 40, near)})

@@ -83,3 +83,31 @@ def test_stale_checkpoint_temp_files_are_removed_at_start(tmp_path):
     other.write_text("mine")
     Trainer(tiny(tmp_path, resume=True))
     assert not stale.exists() and other.exists()
+
+
+def test_cli_sigterm_then_resume(tmp_path, monkeypatch, capsys):
+    """`macos-lite train` stopped by SIGTERM exits 143 naming the resume command; `--resume` then finishes."""
+    from macos_lite import cli
+
+    original = Trainer.train_step
+
+    def step(self, i, batch):
+        if i == 2 and not self.cfg.resume:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, i, batch)
+
+    monkeypatch.setattr(Trainer, "train_step", step)
+    out = tmp_path / "run"
+    argv = ["train", "--preset", "smoke", "--image-size", "64", "--batch-size", "2", "--pretrain-steps", "3",
+            "--epochs", "1", "--steps-per-epoch", "2", "--val-dataset", "none", "--device", "cpu", "--no-progress",
+            "--out", str(out)]
+    assert cli.main(argv) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert "SIGTERM" in err and f"--resume --out {out}" in err and "Traceback" not in err
+    assert load_checkpoint(out / "last.pt")["step"] == 3
+    assert cli.main(["train", "--resume", "--out", str(out), "--no-progress"]) == 0
+    assert load_checkpoint(out / "last.pt")["step"] == 5
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    keys = [(r["step"], r["phase"]) for r in records]
+    assert len(keys) == len(set(keys)) and [k[0] for k in keys] == sorted(k[0] for k in keys)
+    assert [r["step"] for r in records if r["phase"] in ("pretrain", "weak")] == [3, 5]  # log_every 10: phase ends

@@ -288,14 +288,14 @@ class PairDataset(_Items):
         return item
 
 
-KEYPOINT_MARGIN = 0.1  # keypoints may sit this fraction of the image's side (+ 1 px) outside it; beyond: refused
+KEYPOINT_MARGIN = 0.5  # keypoints may sit up to half the image's side (+ 1 px) outside it; beyond: refused
 
 
 def check_keypoints_inside(path, size, kps, listed_in=None) -> None:
     """Refuse an image too small for normalised coordinates, or keypoints far outside their image.
 
     size: ``(H, W)``; kps ``(N, 2)`` 0-based pixels (NaN = unannotated). Annotations just outside the
-    border (within ``KEYPOINT_MARGIN`` of the side + 1 px) are accepted as the benchmarks have them; farther
+    border (up to ``KEYPOINT_MARGIN`` x the side + 1 px) are accepted as some annotations have them; farther
     ones belong to another image or another scale. Raises :class:`DataError` naming the image file.
     """
     h, w = (int(v) for v in size)
