@@ -558,10 +558,6 @@ class Trainer:
             while self.step < stop and not self.stopped_early:
                 self._run_phase(stop, bar)
                 self._stop_if_asked()
-        except TrainingInterrupted as exc:
-            if self.is_main:
-                print(f"\n{exc}", flush=True)
-            raise
         finally:
             for signum, old in previous.items():
                 signal.signal(signum, old)
