@@ -22,7 +22,7 @@ folder are blocked, so a cache a notebook would fill on first use cannot be fill
 
 Isolation (``--isolation``). With bubblewrap (``bwrap``, Linux; ``apt-get install bubblewrap``) each
 submission runs in a mount namespace where the whole file system is read-only except its own grading
-folder, and without network: writes from C code too (``torch.save``, ``np.save``) cannot reach a teacher's
+folder, and without network: writes from C code too (``torch.save`` to a path, ``ndarray.tofile``) cannot reach a teacher's
 file. This is the default (``auto``) where bwrap works. Where it does not (macOS, Windows, containers
 without user namespaces) the grader says so and falls back to the in-process guard of
 :mod:`.containment` alone, which stops Python-level writes, deletions and processes but not writes made
@@ -436,7 +436,7 @@ def grade_submissions(submissions: str | Path, solutions, out_dir: str | Path,
         why = problem or "--isolation guard"
         progress(f"warning: no OS-level isolation ({why}). Submissions are contained only by the in-process "
                  "guard, which stops Python-level writes outside their folder but not writes from C code "
-                 "(torch.save, np.save); grade untrusted work where bubblewrap works, or in a container or VM.")
+                 "(torch.save to a path, ndarray.tofile); grade untrusted work where bubblewrap works, or in a container or VM.")
     solution_list = _load_solutions(solutions)
     students = sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith("."))
     out_dir.mkdir(parents=True, exist_ok=True)
