@@ -1,0 +1,131 @@
+"""Pseudo-masks: the co-segmentation targets of ``L_prior``, from co-occurrence alone, refreshed by the model.
+
+At the start of the weak phase every training image gets the mask of a training-free co-localisation of
+its category's images (:func:`macos_lite.colocalization.colocalize`: DDT, largest component, prototype
+refinement, a guided filter along the colour edges). No mask or keypoint annotation is used: only the
+images and which of them share a category. The decoder D is trained towards these targets
+(:mod:`macos_lite.losses.prior`) and, after each refresh period, the targets become a mix of the prior and
+the model's own masks (each image's mask averaged over several partners of its category), filtered along
+the edges again -- one round of self-training per refresh (self-paced refinement, as DeepCO3 does).
+
+Targets are kept as ``uint8`` (probability x 255), so that they are small enough to travel in the
+checkpoint and a resumed run continues with exactly the same targets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import geometry as G
+from .colocalization import (DEFAULT_EDGE_EPS, DEFAULT_EDGE_RADIUS, DEFAULT_ROUNDS, colocalize, edge_refine)
+
+
+def _to_uint8(probs: torch.Tensor) -> torch.Tensor:
+    return (probs.float().clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def partner_lists(labels, partners: int, seed: int = 0) -> list[list[int]]:
+    """For every image, up to ``partners`` other images of its category (drawn without replacement with
+    ``numpy.random.default_rng(seed)``); an image alone in its category is its own partner."""
+    labels = np.asarray(list(labels))
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, c in enumerate(labels):
+        others = np.flatnonzero((labels == c) & (np.arange(len(labels)) != i))
+        if len(others) == 0:
+            out.append([i])
+        else:
+            out.append(rng.choice(others, size=min(partners, len(others)), replace=False).tolist())
+    return out
+
+
+@torch.no_grad()
+def model_masks(model, images: torch.Tensor, labels, partners: int = 3, batch_size: int = 8, device="cpu",
+                seed: int = 0) -> torch.Tensor:
+    """D's mask probabilities of every image ``(N, 1, S, S)``, each the mean over ``partners`` partners of its
+    category (the paper co-segments an image with others of its set). images ``(N, 3, S, S)`` at the model's
+    size. The model is put in eval mode for the call and restored after."""
+    plist = partner_lists(labels, partners, seed)
+    pairs = [(p, t) for t, ps in enumerate(plist) for p in ps]
+    total = torch.zeros(len(images), 1, *images.shape[-2:])
+    count = torch.zeros(len(images))
+    was_training = model.training
+    model.eval()
+    try:
+        for k in range(0, len(pairs), batch_size):
+            chunk = pairs[k:k + batch_size]
+            src = torch.stack([images[p] for p, _ in chunk]).to(device)
+            tgt = torch.stack([images[t] for _, t in chunk]).to(device)
+            out = model(torch.stack((src, tgt), 1), tps=False, masks=True, pairs=[(0, 1)])
+            probs = torch.sigmoid(out.mask_logits[0].float()).cpu()
+            for (_, t), prob in zip(chunk, probs):
+                total[t] += prob
+                count[t] += 1
+    finally:
+        model.train(was_training)
+    return total / count.clamp_min(1).view(-1, 1, 1, 1)
+
+
+class PseudoMasks:
+    """The targets of ``L_prior`` for every image of a training set.
+
+    prior: ``(N, 1, P, P)`` probabilities of the co-localisation prior at the prior's size P; size: the
+    model's input size S (targets are served at S x S); momentum: the prior's share in a refresh
+    (``target = refine(momentum * prior + (1 - momentum) * model)``); radius, eps: the guided filter's.
+    """
+
+    def __init__(self, prior: torch.Tensor, size, momentum: float = 0.5, radius: float = DEFAULT_EDGE_RADIUS,
+                 eps: float = DEFAULT_EDGE_EPS):
+        if prior.dim() != 4 or prior.shape[1] != 1:
+            raise ValueError(f"prior must be (N, 1, P, P), got {tuple(prior.shape)}")
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"momentum must be in [0, 1], got {momentum}")
+        self.size = (int(size), int(size)) if isinstance(size, int) else tuple(int(s) for s in size)
+        self.momentum, self.radius, self.eps = float(momentum), float(radius), float(eps)
+        self.prior = _to_uint8(prior)
+        self.current = self.prior.clone()
+        self.refreshes = 0
+
+    @classmethod
+    def from_images(cls, images: torch.Tensor, labels, encoder, size, rounds: int = DEFAULT_ROUNDS,
+                    device="cpu", **kw) -> "PseudoMasks":
+        """Co-localise ``images`` ``(N, 3, P, P)`` (at the prior's size) per category with ``encoder``."""
+        prior = colocalize(images, labels, encoder, rounds=rounds, edges=True, radius=kw.get("radius", DEFAULT_EDGE_RADIUS),
+                           eps=kw.get("eps", DEFAULT_EDGE_EPS), device=device)
+        return cls(prior, size, **kw)
+
+    def __len__(self) -> int:
+        return len(self.current)
+
+    @property
+    def foreground_fraction(self) -> float:
+        """Mean target probability over the whole set (the expected object area)."""
+        return float(self.current.float().mean() / 255)
+
+    def targets(self, indices: torch.Tensor) -> torch.Tensor:
+        """Targets ``(B, T, 1, S, S)`` in [0, 1] of the images ``indices`` ``(B, T)`` of a batch of tuples."""
+        idx = torch.as_tensor(indices).long()
+        flat = self.current[idx.flatten()].float() / 255
+        return G.resize(flat, tuple(self.size)).view(*idx.shape, 1, *self.size)
+
+    def refresh(self, model_probs: torch.Tensor, guide: torch.Tensor) -> None:
+        """Mix the model's masks ``(N, 1, s, s)`` with the prior and follow the edges of ``guide``
+        ``(N, 3, P, P)`` (the training images at the prior's size)."""
+        if len(model_probs) != len(self) or len(guide) != len(self):
+            raise ValueError(f"refresh needs {len(self)} masks and images, got {len(model_probs)} and {len(guide)}")
+        prior = self.prior.float() / 255
+        mixed = self.momentum * prior + (1 - self.momentum) * G.resize(model_probs.float(), prior.shape[-2:])
+        self.current = _to_uint8(edge_refine(guide.float(), mixed, self.radius, self.eps))
+        self.refreshes += 1
+
+    def state_dict(self) -> dict:
+        return {"prior": self.prior, "current": self.current, "refreshes": self.refreshes,
+                "momentum": self.momentum}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["prior"].shape != self.prior.shape:
+            raise ValueError(f"the checkpoint's pseudo-masks {tuple(state['prior'].shape)} do not fit this training "
+                             f"set {tuple(self.prior.shape)}")
+        self.prior, self.current = state["prior"].clone(), state["current"].clone()
+        self.refreshes = int(state["refreshes"])
