@@ -8,7 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .cli import UserError, non_negative_int, positive_int
-from .losses import ABLATIONS, TERMS, LossConfig
+from .losses import ABLATIONS, TERMS, LossConfig, ablation
 from .presets import PRESETS
 
 # options that may differ when a run is resumed (they do not change what is computed)
@@ -20,9 +20,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "internet, weizmann-horse, spair")
     p.add_argument("--data-root", help="the dataset's folder (default $MACOS_LITE_DATA/<dataset>)")
     p.add_argument("--preset", choices=tuple(PRESETS), help="smoke / demo / full (default: full on CUDA, else demo)")
-    p.add_argument("--recipe", choices=("ours", "reference"), default="ours",
-                   help="reference: the official script's settings (PF-PASCAL, lr 5e-8, batch 4, 60 epochs, early "
-                        "stopping; start from --init-weights WeakAlign); explicit options still override")
+    p.add_argument("--recipe", choices=("ours", "paper", "reference"), default="ours",
+                   help="ours (default): eq 12 plus the co-localisation prior loss that lets the decoder learn; "
+                        "paper: eq 12 as published (its co-segmentation terms alone do not learn masks here); "
+                        "reference: the official script's settings and eq 12 (PF-PASCAL, lr 5e-8, batch 4, 60 "
+                        "epochs, early stopping; start from --init-weights WeakAlign); explicit options still override")
     p.add_argument("--out", help="run folder for checkpoints and logs (default runs/train-<dataset>-<time>)")
     p.add_argument("--backbone", choices=("lite", "resnet101"))
     p.add_argument("--backbone-mode", choices=("frozen", "finetune", "frozen_bn"))
@@ -42,6 +44,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--margin", type=float, help="contrastive margin m")
     p.add_argument("--tps-lambda", type=float, help="TPS regulariser inside the losses")
     p.add_argument("--tuple-size", type=int, choices=(2, 3))
+    p.add_argument("--prior-size", type=int, help="image size of the co-localisation prior (default 240)")
+    p.add_argument("--prior-rounds", type=int, help="prototype-refinement rounds of the prior (default 3)")
+    p.add_argument("--prior-refresh", type=int,
+                   help="refresh the pseudo-masks from the model every N epochs (default 1; 0: never)")
+    p.add_argument("--prior-momentum", type=float, help="the prior's share in a refreshed pseudo-mask (default 0.5)")
+    p.add_argument("--prior-partners", type=int, help="partners averaged in a refreshed mask (default 3)")
     p.add_argument("--augment", action="store_true", help="random crops/flips as in the reference training")
     p.add_argument("--val-dataset", help="dataset for the per-epoch validation PCK ('none' to skip)")
     p.add_argument("--val-root")
@@ -64,8 +72,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def loss_config_from_args(args) -> LossConfig:
-    cfg = dict(ABLATIONS[args.ablation]) if args.ablation else {}
-    weights = dict(cfg.get("weights", LossConfig().weights))
+    recipe = "ours" if getattr(args, "recipe", "ours") == "ours" else "paper"
+    cfg = ablation(args.ablation or "joint", recipe)
+    weights = {t: 0.0 for t in TERMS}
+    weights.update(cfg.get("weights", {}))
     if args.losses:
         names = [t.strip() for t in args.losses.split(",") if t.strip()]
         unknown = set(names) - set(TERMS)
@@ -143,7 +153,8 @@ def run(args) -> int:
     names = ("dataset", "data_root", "preset", "out", "backbone", "backbone_mode", "image_size", "batch_size",
              "epochs", "steps_per_epoch", "lr", "pretrain_steps", "tuple_size", "augment", "val_dataset", "val_root",
              "val_pairs", "early_stop_drop", "init_weights", "device", "amp", "compile", "num_workers", "seed",
-             "max_steps", "checkpoint_every", "resume", "overwrite")
+             "max_steps", "checkpoint_every", "resume", "overwrite", "prior_size", "prior_rounds", "prior_refresh",
+             "prior_momentum", "prior_partners")
     from .training import reference_recipe
 
     if args.resume and args.overwrite:

@@ -32,6 +32,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
+from . import geometry as G
 from . import paths
 from .backbones import build_perceptual
 from .checkpoints import load_checkpoint, load_reference_weights, model_checkpoint, save_checkpoint
@@ -98,6 +99,12 @@ class TrainConfig:
     tuple_size: int | None = None  # None: triplets when the transitivity loss is on, else pairs
     augment: bool = False
     loss: LossConfig = field(default_factory=LossConfig)
+    # the co-localisation prior behind L_prior (used when its weight is > 0; see macos_lite.pseudo_masks)
+    prior_size: int = 240  # pixels: the prior's features and guided filter work on images of this size
+    prior_rounds: int = 3  # prototype-refinement rounds of the co-localisation
+    prior_refresh: int = 1  # refresh the pseudo-masks from the model every N epochs (0: never)
+    prior_momentum: float = 0.5  # the prior's share in a refreshed pseudo-mask
+    prior_partners: int = 3  # partners of the same category each image's refreshed mask is averaged over
     num_train_images: int | None = None  # synthetic only
     val_dataset: str | None = None  # None: synthetic val pairs for synthetic, the dataset's val split, or none
     val_root: str | None = None
@@ -208,16 +215,7 @@ def _training_data(cfg: TrainConfig):
     from .data.views import PairList, WeakTuples
 
     names = cfg.dataset.split("+")
-    parts = []
-    for name in names:
-        if name == "synthetic":
-            parts.append(get_images("synthetic", split="train", image_size=cfg.image_size,
-                                    num_images=cfg.num_train_images, seed=cfg.seed))
-        else:
-            root = cfg.data_root if len(names) == 1 else paths.find_dataset(name, cfg.data_root)
-            parts.append(CachedImages(get_images(name, root=root, split="train" if name == "pf-pascal" else None,
-                                                 image_size=cfg.image_size), progress=cfg.progress))
-    images = parts[0] if len(parts) == 1 else JoinedImages(parts)
+    images = _image_set(cfg, cfg.image_size)
     if names == ["pf-pascal"]:  # replay the official training pair list (with its flip flags)
         view = PairList(get_pairs("pf-pascal", root=cfg.data_root, split="train", image_size=cfg.image_size),
                         tuple_size=cfg.tuple_size, seed=cfg.seed, augment=cfg.augment)
@@ -225,6 +223,55 @@ def _training_data(cfg: TrainConfig):
         n = None if cfg.steps_per_epoch is None else cfg.steps_per_epoch * cfg.batch_size
         view = WeakTuples(images, tuple_size=cfg.tuple_size, num_tuples=n, seed=cfg.seed, augment=cfg.augment)
     return images, view
+
+
+def _image_set(cfg: TrainConfig, image_size: int):
+    """The training images (all parts of a '+'-joined dataset) at ``image_size``, benchmark images cached."""
+    from .data.cache import CachedImages, JoinedImages
+    from .data.registry import get_images
+
+    names = cfg.dataset.split("+")
+    parts = []
+    for name in names:
+        if name == "synthetic":
+            parts.append(get_images("synthetic", split="train", image_size=image_size,
+                                    num_images=cfg.num_train_images, seed=cfg.seed))
+        else:
+            root = cfg.data_root if len(names) == 1 else paths.find_dataset(name, cfg.data_root)
+            parts.append(CachedImages(get_images(name, root=root, split="train" if name == "pf-pascal" else None,
+                                                 image_size=image_size), progress=cfg.progress))
+    return parts[0] if len(parts) == 1 else JoinedImages(parts)
+
+
+class _TrainingImages:
+    """The images the weak phase draws tuples from, by the index the batches carry: ``image(i)`` at a size,
+    ``labels``. For an image dataset (WeakTuples) the dataset itself; for a pair list its images."""
+
+    def __init__(self, cfg: TrainConfig, images, view):
+        from .data.views import PairList
+
+        self.cfg, self.view = cfg, view
+        if isinstance(view, PairList):
+            self.labels = list(view.image_labels)
+            self._sets = {}
+        else:
+            self.labels = list(images.labels)
+            self._sets = {cfg.image_size: images}
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def stack(self, size: int) -> torch.Tensor:
+        """Every image at ``size x size`` as ``uint8`` ``(N, 3, size, size)``."""
+        from .data.views import PairList
+
+        if isinstance(self.view, PairList):
+            read = lambda i: G.resize(self.view.pairs.read_image(self.view.image_paths[i]), (size, size))  # noqa: E731
+        else:
+            if size not in self._sets:
+                self._sets[size] = _image_set(self.cfg, size)
+            read = lambda i: self._sets[size][i]["image"]  # noqa: E731
+        return torch.stack([(read(i).clamp(0, 1) * 255).round().to(torch.uint8) for i in range(len(self))])
 
 
 def _validation_data(cfg: TrainConfig):
@@ -290,6 +337,7 @@ class Trainer:
         self.forward = torch.compile(self.net) if cfg.compile else self.net
 
         self.images, self.view = _training_data(cfg)
+        self.pseudo = self._build_pseudo_masks() if cfg.loss.active("prior") else None
         self.val_pairs, self.val_normalizer = _validation_data(cfg)
         self.steps_per_epoch = cfg.steps_per_epoch or max(1, len(self.view) // cfg.batch_size)
         self.total_steps = cfg.pretrain_steps + cfg.epochs * self.steps_per_epoch
@@ -365,6 +413,40 @@ class Trainer:
         else:
             load_reference_weights(self.model, state)
 
+    def _build_pseudo_masks(self):
+        """The co-localisation prior of the training set (no labels) as the first pseudo-masks; D's last bias
+        starts at the prior's foreground fraction when D is untrained (its bias still 0)."""
+        from .losses.prior import warm_start_bias
+        from .pseudo_masks import PseudoMasks
+
+        cfg = self.cfg
+        if cfg.augment:
+            raise ValueError("the prior loss (lambda_prior > 0) needs augment off: its pseudo-masks are not cropped "
+                             "with the images; drop --augment or set --lambda-prior 0")
+        self.train_images = _TrainingImages(cfg, self.images, self.view)
+        self._guide = self.train_images.stack(cfg.prior_size)
+        t0 = time.perf_counter()
+        pseudo = PseudoMasks.from_images(self._guide.float() / 255, self.train_images.labels, self.model.encoder,
+                                         cfg.image_size, rounds=cfg.prior_rounds, momentum=cfg.prior_momentum,
+                                         device=self.device)
+        self.prior_seconds = time.perf_counter() - t0
+        if not cfg.resume and float(self.model.decoder.up1.bias.detach().abs().max()) == 0.0:
+            warm_start_bias(self.model.decoder, pseudo.foreground_fraction)
+        return pseudo
+
+    def _refresh_pseudo_masks(self) -> dict:
+        """Self-training: mix the model's masks (averaged over partners) into the pseudo-masks."""
+        from .pseudo_masks import model_masks
+
+        t0 = time.perf_counter()
+        images = self.train_images.stack(self.cfg.image_size).float() / 255
+        probs = model_masks(self.model, images, self.train_images.labels, self.cfg.prior_partners,
+                            self.cfg.batch_size, self.device, seed=self.cfg.seed + self.pseudo.refreshes)
+        self.pseudo.refresh(probs, self._guide.float() / 255)
+        self.model.train()
+        return {"pseudo_refresh": self.pseudo.refreshes, "pseudo_foreground": self.pseudo.foreground_fraction,
+                "pseudo_seconds": time.perf_counter() - t0}
+
     def phase(self, step: int) -> str:
         return "pretrain" if step < self.cfg.pretrain_steps else "weak"
 
@@ -403,7 +485,13 @@ class Trainer:
                 return pretrain_loss(self.forward, images, gen, tps=True)
             images = batch["images"].to(self.device, non_blocking=True)
             out = self.forward(images, tps=True, masks=self.cfg.loss.needs_masks)
-            return self.criterion(out, images)
+            pseudo = None
+            if self.pseudo is not None:
+                pseudo = self.pseudo.targets(batch["indices"])
+                if "flips" in batch:  # pair lists mirror some images: mirror their targets too
+                    pseudo = torch.where(batch["flips"].view(*batch["flips"].shape, 1, 1, 1), pseudo.flip(-1), pseudo)
+                pseudo = pseudo.to(self.device, non_blocking=True)
+            return self.criterion(out, images, pseudo)
 
     def _check_finite(self, step: int, terms: dict, total: torch.Tensor) -> None:
         for name, value in {**terms, "total": total}.items():
@@ -464,7 +552,8 @@ class Trainer:
         return model_checkpoint(self.model, optimizer=self.optimizer.state_dict(),
                                 scheduler=self.scheduler.state_dict(), rng=_rng_state(), step=self.step,
                                 best=self.best, history=self.history, config=self.cfg.to_dict(),
-                                stopped_early=self.stopped_early)
+                                stopped_early=self.stopped_early,
+                                pseudo_masks=self.pseudo.state_dict() if self.pseudo is not None else None)
 
     def save(self, name: str = "last.pt") -> Path | None:
         if not self.is_main:
@@ -487,6 +576,8 @@ class Trainer:
         _set_rng_state(state["rng"])
         self.step, self.best, self.history = state["step"], state["best"], list(state["history"])
         self.stopped_early = bool(state.get("stopped_early", False))
+        if self.pseudo is not None and state.get("pseudo_masks") is not None:
+            self.pseudo.load_state_dict(state["pseudo_masks"])
         if self.is_main:  # records written after this checkpoint would come again: the log restarts from it
             _write_log(self.out / "log.jsonl", self.history)
 
@@ -616,6 +707,9 @@ class Trainer:
 
     def _end_epoch(self) -> None:
         epoch = self.epoch_of(self.step - 1)
+        every = self.cfg.prior_refresh
+        if self.pseudo is not None and every and (epoch + 1) % every == 0 and epoch + 1 < self.cfg.epochs:
+            self._log({"step": self.step, "phase": "pseudo_refresh", "epoch": epoch, **self._refresh_pseudo_masks()})
         metrics = self._validate_main()
         score = metrics.get("val_pck@0.1", math.nan)
         record = {"step": self.step, "phase": "epoch_end", "epoch": epoch, **metrics}
@@ -640,7 +734,9 @@ class Trainer:
         return {"out": str(self.out), "steps": self.step, "best_val_pck@0.1": self.best,
                 "first_weak_loss": losses[0]["loss"] if losses else None,
                 "last_weak_loss": losses[-1]["loss"] if losses else None,
-                "stopped_early": self.stopped_early}
+                "stopped_early": self.stopped_early,
+                **({"prior_seconds": round(self.prior_seconds, 1),
+                    "pseudo_foreground": self.pseudo.foreground_fraction} if self.pseudo is not None else {})}
 
 
 def _write_log(path: Path, records: list[dict]) -> None:

@@ -150,8 +150,8 @@ class PairList(_View):
     Item i is pair i of the list: ``images[0]`` the source A, ``images[1]`` the target B and, for
     ``tuple_size=3``, a random third image of the class among the list's images (other than A and B when
     there is one). The pair's flip flag is applied when ``use_flip`` (``pairs.flip_mode``: ``"both"``
-    mirrors every image of the tuple, PF-PASCAL; ``"source"`` mirrors A, TSS). ``indices`` refer to
-    ``self.image_paths``. Images are read at full resolution, cropped when ``augment``, then resized to
+    mirrors every image of the tuple, PF-PASCAL; ``"source"`` mirrors A, TSS; ``flips`` says which images
+    were mirrored). ``indices`` refer to ``self.image_paths``. Images are read at full resolution, cropped when ``augment``, then resized to
     ``image_size`` (default: the pair dataset's).
     """
 
@@ -196,9 +196,12 @@ class PairList(_View):
             images = [crop_and_resize(im, random_crop_box(*im.shape[-2:], rng), size) for im in images]
         else:
             images = [resize(im, size) for im in images]
+        flips = [False] * len(images)
         if self.use_flip and rec.flip:  # mirroring commutes with the (corner-aligned) resize
             if self.pairs.flip_mode == "both":
-                images = [im.flip(-1) for im in images]
+                flips = [True] * len(images)
             elif self.pairs.flip_mode == "source":
-                images[0] = images[0].flip(-1)
-        return {"images": torch.stack(images), "category": rec.category, "indices": torch.tensor(indices)}
+                flips[0] = True
+            images = [im.flip(-1) if f else im for im, f in zip(images, flips)]
+        return {"images": torch.stack(images), "category": rec.category, "indices": torch.tensor(indices),
+                "flips": torch.tensor(flips)}
