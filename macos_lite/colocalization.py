@@ -28,6 +28,7 @@ Measured on the Weizmann horses (Lite0, 240 px, per-image Jaccard J, mean over i
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,7 +147,9 @@ def edge_refine(images: torch.Tensor, probabilities: torch.Tensor, radius: float
     size = tuple(images.shape[-2:])
     probs = G.resize(probabilities.float(), size)
     r = max(1, int(round(radius * min(size))))
-    out = guided_blur(images.float(), probs, 2 * r + 1, eps)
+    # separable box filters give the same result, several times faster (newer kornia)
+    fast = {"separable": True} if "separable" in inspect.signature(guided_blur).parameters else {}
+    out = guided_blur(images.float(), probs, 2 * r + 1, eps, **fast)
     return out.clamp(0.0, 1.0)
 
 

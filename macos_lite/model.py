@@ -152,12 +152,19 @@ class MaCoSNet(nn.Module):
             theta_tps = self.tps_head(correlation(f_warped, f_tgt)).view(len(pairs), b, -1)
         mask_logits = None
         if masks:
-            dec_in = torch.cat((f_tgt, corr), dim=1)
-            dec_skips = [gather(s, 1) for s in skips]
-            mask_logits = self.decoder(dec_in, dec_skips, self.image_size).view(len(pairs), b, 1, *self.image_size)
+            mask_logits = self.decode_masks(f_src, f_tgt, [gather(s, 1) for s in skips], corr)
+            mask_logits = mask_logits.view(len(pairs), b, 1, *self.image_size)
         p = len(pairs)
         return MaCoSOutput(pairs=pairs, theta_aff=theta_aff.view(p, b, -1), corr=corr.view(p, b, *corr.shape[1:]),
                            theta_tps=theta_tps, mask_logits=mask_logits, image_size=self.image_size)
+
+    def decode_masks(self, f_src: torch.Tensor, f_tgt: torch.Tensor, skips_tgt: list[torch.Tensor],
+                     corr: torch.Tensor | None = None) -> torch.Tensor:
+        """D's mask logits ``(N, 1, H, W)`` of targets co-segmented with sources, from their encodings (see
+        :meth:`encode`): ``D([f_t, S_st])`` with the target's skip maps. ``corr`` = ``S_st`` if already computed.
+        Lets a caller encode each image of a set once and decode many pairs."""
+        corr = correlation(f_src, f_tgt) if corr is None else corr
+        return self.decoder(torch.cat((f_tgt, corr), dim=1), skips_tgt, self.image_size)
 
     # ------------------------------------------------------------------------------------------
     @torch.no_grad()

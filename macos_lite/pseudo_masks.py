@@ -45,23 +45,27 @@ def model_masks(model, images: torch.Tensor, labels, partners: int = 3, batch_si
                 seed: int = 0) -> torch.Tensor:
     """D's mask probabilities of every image ``(N, 1, S, S)``, each the mean over ``partners`` partners of its
     category (the paper co-segments an image with others of its set). images ``(N, 3, S, S)`` at the model's
-    size. The model is put in eval mode for the call and restored after."""
+    size. Each image is encoded once; the model is put in eval mode for the call and restored after."""
     plist = partner_lists(labels, partners, seed)
-    pairs = [(p, t) for t, ps in enumerate(plist) for p in ps]
-    total = torch.zeros(len(images), 1, *images.shape[-2:])
-    count = torch.zeros(len(images))
     was_training = model.training
     model.eval()
     try:
+        feats, skips = [], []
+        for k in range(0, len(images), batch_size):
+            f, s = model.encode(images[k:k + batch_size].to(device))
+            feats.append(f)
+            skips.append(s)
+        f16 = torch.cat(feats)
+        skips = [torch.cat([s[j] for s in skips]) for j in range(3)]
+        pairs = [(p, t) for t, ps in enumerate(plist) for p in ps]
+        total = torch.zeros(len(images), 1, *images.shape[-2:])
+        count = torch.zeros(len(images))
         for k in range(0, len(pairs), batch_size):
-            chunk = pairs[k:k + batch_size]
-            src = torch.stack([images[p] for p, _ in chunk]).to(device)
-            tgt = torch.stack([images[t] for _, t in chunk]).to(device)
-            out = model(torch.stack((src, tgt), 1), tps=False, masks=True, pairs=[(0, 1)])
-            probs = torch.sigmoid(out.mask_logits[0].float()).cpu()
-            for (_, t), prob in zip(chunk, probs):
-                total[t] += prob
-                count[t] += 1
+            src = torch.tensor([p for p, _ in pairs[k:k + batch_size]], device=f16.device)
+            tgt = torch.tensor([t for _, t in pairs[k:k + batch_size]], device=f16.device)
+            logits = model.decode_masks(f16[src], f16[tgt], [s[tgt] for s in skips])
+            total.index_add_(0, tgt.cpu(), torch.sigmoid(logits.float()).cpu())
+            count.index_add_(0, tgt.cpu(), torch.ones(len(tgt)))
     finally:
         model.train(was_training)
     return total / count.clamp_min(1).view(-1, 1, 1, 1)

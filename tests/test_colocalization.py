@@ -158,3 +158,20 @@ def test_partner_lists_stay_in_the_category_and_never_pick_the_image_itself():
         else:
             assert i not in ps and all(labels[p] == labels[i] for p in ps)
             assert len(ps) == min(3, labels.count(labels[i]) - 1)
+
+
+def test_model_masks_average_the_partners_forward_pass():
+    from macos_lite.model import MaCoSNet
+    from macos_lite.pseudo_masks import model_masks
+
+    torch.manual_seed(0)
+    model = MaCoSNet("lite", 64, pretrained=False, backbone_mode="frozen").eval()
+    images = torch.rand(4, 3, 64, 64)
+    labels = [0, 0, 0, 1]
+    got = model_masks(model, images, labels, partners=2, batch_size=3, seed=0)
+    plist = partner_lists(labels, 2, seed=0)
+    with torch.no_grad():  # the reference: the model's own forward pass, pair by pair
+        for t, ps in enumerate(plist):
+            probs = [torch.sigmoid(model(torch.stack((images[p], images[t]))[None], tps=False).mask_logits[0, 0])
+                     for p in ps]
+            torch.testing.assert_close(got[t], torch.stack(probs).mean(0), atol=1e-5, rtol=1e-4)
