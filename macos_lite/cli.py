@@ -31,7 +31,7 @@ _debug = False  # set by main() for the command it runs (--debug)
 COMMANDS = {
     "course": ("macos_lite.course", "run the course notebooks headless into runs/<timestamp>/"),
     "train": ("macos_lite.train_cli", "train MaCoSNet with weak supervision"),
-    "evaluate": ("macos_lite.evaluate", "evaluate a checkpoint or the identity baseline on a benchmark"),
+    "evaluate": ("macos_lite.evaluate_cli", "evaluate a checkpoint or the identity baseline on a benchmark"),
     "download": ("macos_lite.download", "download, verify and extract a benchmark"),
     "demo": ("macos_lite.demo", "predict and plot a synthetic pair (transform, keypoints, masks)"),
     "assign": ("macos_lite.assignments", "generate student versions of the solution notebooks"),
@@ -120,7 +120,7 @@ def _user_error_types() -> tuple[type, ...]:
                          PermissionError, FileExistsError]
     for module, name in (("macos_lite.download", "DownloadError"), ("macos_lite.assignments.notebook",
                                                                    "AssignmentError"),
-                         ("macos_lite.evaluate", "EvaluationError"), ("macos_lite.checkpoints", "CheckpointError"),
+                         ("macos_lite.evaluation", "EvaluationError"), ("macos_lite.checkpoints", "CheckpointError"),
                          ("macos_lite.training", "NonFiniteLossError")):
         mod = sys.modules.get(module)  # only what the command imported can have been raised
         if mod is not None and hasattr(mod, name):
