@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from . import paths
+from .data.locate import find_dataset
 from .device import cap_threads, resolve_device
 from .presets import Preset, get_preset
 
@@ -53,7 +54,7 @@ class Course:
         Looks in DATA_ROOT (``<DATA_ROOT>/<name>`` or the development layout), the shared development
         data (``$MACOS_LITE_SHARED_DATA``), then the download folder (``$MACOS_LITE_DATA/<name>``).
         """
-        return paths.find_dataset(name, self.data_root)
+        return find_dataset(name, self.data_root)
 
     def save_results(self) -> dict:
         """Write ``results`` as JSON to RESULTS_PATH (when set); returns them."""

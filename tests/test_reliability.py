@@ -356,7 +356,7 @@ def test_kernel_death_names_the_cell(tmp_path, monkeypatch):
 
 
 def test_manual_dataset_is_checked_once_placed(tmp_path):
-    from macos_lite import download as dl
+    from macos_lite.data import download as dl
 
     with pytest.raises(dl.DownloadError, match="rgb/horseNNN.jpg"):
         dl.download("weizmann-horse", tmp_path, quiet=True)
