@@ -29,7 +29,7 @@ _debug = False  # set by main() for the command it runs (--debug)
 
 # sub-command -> (module, help); modules are imported only when their command runs
 COMMANDS = {
-    "course": ("macos_lite.course", "run the course notebooks headless into runs/<timestamp>/"),
+    "course": ("macos_lite.course_runner", "run the course notebooks headless into runs/<timestamp>/"),
     "train": ("macos_lite.train_cli", "train MaCoSNet with weak supervision"),
     "evaluate": ("macos_lite.evaluate_cli", "evaluate a checkpoint or the identity baseline on a benchmark"),
     "download": ("macos_lite.data.download", "download, verify and extract a benchmark"),
