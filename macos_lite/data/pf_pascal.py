@@ -23,7 +23,7 @@ from the ``.mat`` files (row k = the class's k-th keypoint; ``kps_valid`` = visi
 annotated object boxes (``bbox_source = "object"``).
 
 ``clean=True`` drops the val/test pairs whose two images (in either order) also form a training pair:
-34% of the test pairs do (SPEC section 4), which flatters transductive training on the train list.
+34% of the test pairs do (docs/differences.md D20), which flatters transductive training on the train list.
 
 The train list's ``flip`` flag mirrors both images of the pair (``flip_mode = "both"``); half of the
 training rows are such mirrored copies. Items: see :mod:`.registry`.
