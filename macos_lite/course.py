@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from . import paths
+from .data.imageio import download_hint
 from .data.locate import find_dataset
 from .device import cap_threads, resolve_device
 from .presets import Preset, get_preset
@@ -53,6 +54,14 @@ class Course:
         data (``$MACOS_LITE_SHARED_DATA``), then the download folder (``$MACOS_LITE_DATA/<name>``).
         """
         return find_dataset(name, self.data_root)
+
+    def optional_dataset(self, name: str, fallback: str = "skipped") -> Path | None:
+        """:meth:`dataset_root`, saying so when the dataset is absent: one sentence naming it, how to get it
+        and what the notebook does instead (``fallback``); then None."""
+        root = self.dataset_root(name)
+        if root is None:
+            print(f"{name}: not found on this machine (to get it, {download_hint(name)}); {fallback}.")
+        return root
 
     def model_dir(self) -> Path:
         """The folder of the course model of this preset and seed, trained by notebook 08 and reused by
