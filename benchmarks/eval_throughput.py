@@ -12,7 +12,7 @@ import time
 import torch
 
 from macos_lite.device import cap_threads, resolve_device
-from macos_lite.evaluate import IdentityMethod, ModelMethod, evaluate_matching
+from macos_lite.evaluation import IdentityMethod, ModelMethod, evaluate_matching
 from macos_lite.model import MaCoSNet
 
 

@@ -4,7 +4,7 @@
     python data_scripts/download.py pf-willow [--root DIR] [--force] [--quiet]
     python data_scripts/download.py --list
 
-All logic lives in ``macos_lite.download``; this script only makes it runnable from a checkout.
+All logic lives in ``macos_lite.data.download``; this script only makes it runnable from a checkout.
 """
 
 import sys
@@ -13,7 +13,7 @@ from pathlib import Path
 # Use the package of this checkout, installed or not.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from macos_lite.download import main  # noqa: E402
+from macos_lite.data.download import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -9,8 +9,8 @@ correlation layer, the earlier ones feed the decoder's skip connections.
 | `lite`      | EfficientNet-Lite0, ImageNet, offline     | 16, 24, 40, 112            | 15 x 15            |
 | `resnet101` | torchvision ResNet-101 to layer3 (paper)  | 64, 256, 512, 1024         | 15 x 15            |
 
-Training modes (SPEC 1.7): ``"frozen"`` (no gradients, BN statistics fixed), ``"finetune"`` (all
-trainable, BN statistics updated) and ``"frozen_bn"`` (weights trainable, BN running statistics fixed
+Training modes (docs/differences.md D13): ``"frozen"`` (no gradients, BN statistics fixed),
+``"finetune"`` (all trainable, BN statistics updated) and ``"frozen_bn"`` (weights trainable, BN running statistics fixed
 as in WeakAlign/MaCoSNet training).
 """
 
@@ -193,7 +193,7 @@ class PerceptualNet(nn.Module):
     """Frozen ImageNet network F mapping images in [0, 1] to a pooled vector ``(B, c)``.
 
     Always in eval mode and without gradients for its own weights (the official code let its BN
-    statistics drift, bug B22); gradients still flow to the *input* images, which is how the
+    statistics drift, docs/differences.md D6); gradients still flow to the *input* images, which is how the
     contrastive loss trains the decoder that produced the masks.
     """
 

@@ -29,10 +29,10 @@ _debug = False  # set by main() for the command it runs (--debug)
 
 # sub-command -> (module, help); modules are imported only when their command runs
 COMMANDS = {
-    "course": ("macos_lite.course", "run the course notebooks headless into runs/<timestamp>/"),
+    "course": ("macos_lite.course_runner", "run the course notebooks headless into runs/<timestamp>/"),
     "train": ("macos_lite.train_cli", "train MaCoSNet with weak supervision"),
-    "evaluate": ("macos_lite.evaluate", "evaluate a checkpoint or the identity baseline on a benchmark"),
-    "download": ("macos_lite.download", "download, verify and extract a benchmark"),
+    "evaluate": ("macos_lite.evaluate_cli", "evaluate a checkpoint or the identity baseline on a benchmark"),
+    "download": ("macos_lite.data.download", "download, verify and extract a benchmark"),
     "demo": ("macos_lite.demo", "predict and plot a synthetic pair (transform, keypoints, masks)"),
     "assign": ("macos_lite.assignments", "generate student versions of the solution notebooks"),
     "grade": ("macos_lite.assignments", "grade a folder of submitted notebooks"),
@@ -118,9 +118,9 @@ def _user_error_types() -> tuple[type, ...]:
     """Exceptions that mean "the input or the command is wrong", not "the program is wrong"."""
     types: list[type] = [UserError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
                          PermissionError, FileExistsError]
-    for module, name in (("macos_lite.download", "DownloadError"), ("macos_lite.assignments.notebook",
+    for module, name in (("macos_lite.data.download", "DownloadError"), ("macos_lite.assignments.notebook",
                                                                    "AssignmentError"),
-                         ("macos_lite.evaluate", "EvaluationError"), ("macos_lite.checkpoints", "CheckpointError"),
+                         ("macos_lite.evaluation", "EvaluationError"), ("macos_lite.checkpoints", "CheckpointError"),
                          ("macos_lite.training", "NonFiniteLossError")):
         mod = sys.modules.get(module)  # only what the command imported can have been raised
         if mod is not None and hasattr(mod, name):

@@ -35,6 +35,15 @@ def correlation(f_A: torch.Tensor, f_B: torch.Tensor, normalize_features: bool =
     """S_AB: ReLU + L2-normalised correlation, ``(B, h_A * w_A, h_B, w_B)``.
 
     Pass already L2-normalised features (as the model does), or ``normalize_features=True``.
+
+    Example:
+        >>> f_A, f_B = torch.randn(1, 8, 3, 4), torch.randn(1, 8, 5, 6)
+        >>> S = correlation(f_A, f_B, normalize_features=True)
+        >>> tuple(S.shape)                        # one channel per cell of A, on B's 5 x 6 grid
+        (1, 12, 5, 6)
+        >>> norms = S.norm(dim=1)                 # unit length at every cell of B (or all zero)
+        >>> bool(torch.allclose(norms[norms > 0], torch.tensor(1.0)))
+        True
     """
     if normalize_features:
         f_A, f_B = l2_normalize(f_A), l2_normalize(f_B)
@@ -42,10 +51,20 @@ def correlation(f_A: torch.Tensor, f_B: torch.Tensor, normalize_features: bool =
 
 
 def channel_to_cell(k: int, grid_h: int) -> tuple[int, int]:
-    """The (row, col) of A's cell behind channel ``k`` of S_AB (column-major)."""
+    """The (row, col) of A's cell behind channel ``k`` of S_AB (column-major).
+
+    Example:
+        >>> channel_to_cell(7, grid_h=3)  # 7 = row 1 + 3 * col 2
+        (1, 2)
+    """
     return k % grid_h, k // grid_h
 
 
 def cell_to_channel(row: int, col: int, grid_h: int) -> int:
-    """The channel of S_AB that holds A's cell (row, col)."""
+    """The channel of S_AB that holds A's cell (row, col).
+
+    Example:
+        >>> cell_to_channel(1, 2, grid_h=3)
+        7
+    """
     return row + grid_h * col

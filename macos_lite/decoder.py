@@ -2,9 +2,9 @@
 
 Input for image A: ``C_A = [f_A, S]`` where ``S`` is a correlation laid out on A's grid (one channel
 per cell of the partner image), so the decoder sees both A's appearance and which of A's cells
-co-occur in the partner (SPEC 1.6). Four stride-2 transposed convolutions bring the stride-16 grid
-back to the input size; after each of the first three the encoder's feature map of the same scale is
-added (skip connections at strides 8, 4, 2 -- the wiring the official code intended, bug B17 fixed).
+co-occur in the partner (docs/differences.md D12). Four stride-2 transposed convolutions bring the
+stride-16 grid back to the input size; after each of the first three the encoder's feature map of the same scale is
+added (skip connections at strides 8, 4, 2 -- the wiring the official code intended, docs/differences.md D4).
 A 1x1 projection matches skip channels to the decoder's widths where they differ.
 
 Initialisation (as the reference): every transposed convolution starts as a bilinear up-sampler of the

@@ -33,7 +33,7 @@ def run(args) -> int:
     from .checkpoints import model_from_checkpoint
     from .data.registry import get_pairs
     from .device import cap_threads, resolve_device
-    from .evaluate import ModelMethod, evaluate_matching
+    from .evaluation import ModelMethod, evaluate_matching
     from .training import Trainer, TrainConfig
     from .viz import pair_figure
 
@@ -60,7 +60,7 @@ def run(args) -> int:
     fig = pair_figure(item, {k: (v.cpu() if torch.is_tensor(v) else v) for k, v in prediction.items()})
     fig.savefig(out / "demo.png", dpi=120)
     scores = {name: evaluate_matching(method, pairs, normalizers=("image",), device=device).pck()
-              for name, method in (("identity", __import__("macos_lite.evaluate", fromlist=["IdentityMethod"])
+              for name, method in (("identity", __import__("macos_lite.evaluation", fromlist=["IdentityMethod"])
                                     .IdentityMethod()), ("model", ModelMethod(model)))}
     (out / "demo.json").write_text(json.dumps({"pck@0.1": scores, "pairs": len(pairs)}, indent=2))
     print(f"PCK@0.1 on {len(pairs)} synthetic pairs: identity {scores['identity']:.3f}, model {scores['model']:.3f}")

@@ -17,6 +17,8 @@ Conventions (shared by the whole package):
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -116,6 +118,10 @@ def pixel_to_normalized(points: torch.Tensor, size) -> torch.Tensor:
 
     points: ``(..., 2)``; size: ``(H, W)`` of the image the points live in, or a tensor ``(..., 2)``
     of sizes broadcastable against ``points[..., 0]`` (per-sample sizes). ``x_n = 2 x / (W - 1) - 1``.
+
+    Example:
+        >>> pixel_to_normalized(torch.tensor([[0.0, 0.0], [4.0, 2.0], [2.0, 1.0]]), (3, 5)).tolist()
+        [[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0]]
     """
     _check_points(points)
     h, w = _hw(size, points)
@@ -131,6 +137,24 @@ def normalized_to_pixel(points: torch.Tensor, size) -> torch.Tensor:
     x = (points[..., 0] + 1.0) * (w - 1) / 2.0
     y = (points[..., 1] + 1.0) * (h - 1) / 2.0
     return torch.stack((x, y), dim=-1)
+
+
+def rescale_keypoints(points: torch.Tensor, from_size, to_size) -> torch.Tensor:
+    """Pixel points of an image of ``from_size`` ``(H, W)`` -> the same points in that image resized to
+    ``to_size`` (e.g. original annotations -> the S x S frame the network sees), as float64.
+
+    Corner-aligned like the rest of the package: pixel 0 stays 0 and pixel ``W - 1`` becomes ``W' - 1``.
+    ``from_size`` may be a tensor ``(2,)`` or per-sample sizes ``(..., 2)``.
+
+    Example:
+        >>> rescale_keypoints(torch.tensor([[0.0, 0.0], [99.0, 49.0]]), (50, 100), (11, 11)).tolist()
+        [[0.0, 0.0], [10.0, 10.0]]
+    """
+    if torch.is_tensor(from_size) and from_size.dim() == 1:
+        from_size = from_size.tolist()
+    if torch.is_tensor(to_size) and to_size.dim() == 1:
+        to_size = to_size.tolist()
+    return normalized_to_pixel(pixel_to_normalized(points.double(), from_size), to_size)
 
 
 def _hw(size, points: torch.Tensor):
@@ -258,6 +282,27 @@ def _check_theta(theta: torch.Tensor, kind: str) -> torch.Tensor:
     return theta
 
 
+def affine_theta(scale: float = 1.0, rotation: float = 0.0, shear: float = 0.0, tx: float = 0.0,
+                 ty: float = 0.0, aspect: float = 1.0, degrees: bool = True) -> torch.Tensor:
+    """Affine theta ``(6,)`` (float64, row-major 2 x 3) from interpretable parameters.
+
+    The map is ``p -> L p + (tx, ty)`` with ``L = R(rotation) Sh(shear) diag(scale, scale * aspect)``,
+    ``R`` a rotation (in degrees, or radians with ``degrees=False``), ``Sh = [[1, shear], [0, 1]]``; in
+    normalised coordinates, from the target into the source like every theta. Add ``[None]`` for a batch.
+
+    Example:
+        >>> affine_theta(rotation=90).round(decimals=6).tolist()
+        [0.0, -1.0, 0.0, 1.0, 0.0, 0.0]
+        >>> affine_theta(scale=0.5, tx=0.25).tolist()
+        [0.5, 0.0, 0.25, 0.0, 0.5, 0.0]
+    """
+    a = math.radians(rotation) if degrees else float(rotation)
+    rot = torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]], dtype=torch.float64)
+    shear_m = torch.tensor([[1.0, shear], [0.0, 1.0]], dtype=torch.float64)
+    lin = rot @ shear_m @ torch.diag(torch.tensor([scale, scale * aspect], dtype=torch.float64))
+    return torch.tensor([lin[0, 0], lin[0, 1], tx, lin[1, 0], lin[1, 1], ty], dtype=torch.float64)
+
+
 def affine_matrix(theta: torch.Tensor) -> torch.Tensor:
     """Affine theta ``(B, 6)`` -> homogeneous matrices ``(B, 3, 3)``."""
     _check_theta(theta, "affine")
@@ -266,12 +311,23 @@ def affine_matrix(theta: torch.Tensor) -> torch.Tensor:
 
 
 def invert_affine(theta: torch.Tensor) -> torch.Tensor:
-    """The affine theta of the inverse map, ``(B, 6)``: if ``theta`` maps B -> A, the result maps A -> B."""
+    """The affine theta of the inverse map, ``(B, 6)``: if ``theta`` maps B -> A, the result maps A -> B.
+
+    Example:
+        >>> invert_affine(torch.tensor([[2.0, 0.0, 1.0, 0.0, 2.0, 0.0]])).tolist()  # p -> 2p + (1, 0)
+        [[0.5, 0.0, -0.5, 0.0, 0.5, 0.0]]
+    """
     return torch.linalg.inv(affine_matrix(theta))[:, :2, :].reshape(-1, 6)
 
 
 def compose_affine(theta_outer: torch.Tensor, theta_inner: torch.Tensor) -> torch.Tensor:
-    """``theta`` of ``p -> T_outer(T_inner(p))`` for two affine maps, ``(B, 6)``."""
+    """``theta`` of ``p -> T_outer(T_inner(p))`` for two affine maps, ``(B, 6)``.
+
+    Example:
+        >>> shift = torch.tensor([[1.0, 0.0, 0.5, 0.0, 1.0, 0.0]])
+        >>> compose_affine(shift, shift).tolist()  # two shifts by 0.5: one by 1
+        [[1.0, 0.0, 1.0, 0.0, 1.0, 0.0]]
+    """
     return (affine_matrix(theta_outer) @ affine_matrix(theta_inner))[:, :2, :].reshape(-1, 6)
 
 
@@ -341,6 +397,16 @@ def transform_points(points: torch.Tensor, theta: torch.Tensor, kind: str, lam: 
     points: ``(B, N, 2)`` (or ``(N, 2)``, shared by every sample); theta: ``(B, D)`` for ``kind`` in
     ``{"affine", "tps", "cascade"}``; lam: TPS regulariser (0 interpolates the control points exactly).
     Returns ``(B, N, 2)``. Differentiable in ``points`` and ``theta``.
+
+    Example:
+        >>> theta = affine_theta(rotation=90)[None]         # B's x axis lands on A's y axis
+        >>> x_axis = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+        >>> transform_points(x_axis, theta, "affine").round().tolist()
+        [[[0.0, 1.0]]]
+        >>> identity = identity_theta("tps", dtype=torch.float64)  # the 3 x 3 lattice itself: no motion
+        >>> point = torch.tensor([[0.3, -0.2]], dtype=torch.float64)
+        >>> transform_points(point, identity, "tps").round(decimals=6).tolist()
+        [[[0.3, -0.2]]]
     """
     _check_theta(theta, kind)
     _check_points(points)
@@ -387,6 +453,12 @@ def warp_image(image: torch.Tensor, theta: torch.Tensor, kind: str, out_size=Non
     image: ``(B, C, H, W)`` (images or masks); theta ``(B, D)``; out_size ``(H', W')`` (default the
     input size). Bilinear, zero padding, ``align_corners=True``. With ``theta_AB`` this aligns A onto B.
     Returns ``(B, C, H', W')`` float.
+
+    Example:
+        >>> image = torch.arange(9.0).view(1, 1, 3, 3)
+        >>> half_turn = affine_theta(scale=-1.0)[None].float()
+        >>> warp_image(image, half_turn, "affine")[0, 0].tolist()
+        [[8.0, 7.0, 6.0], [5.0, 4.0, 3.0], [2.0, 1.0, 0.0]]
 
     ``check`` (default): uint8 images are converted to float / 255 and channels-last ``(B, H, W, 3)`` ones to
     channels-first (see :func:`as_image_batch`); NaN/inf pixels or theta raise ``ValueError`` naming the

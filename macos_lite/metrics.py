@@ -1,7 +1,7 @@
 """Evaluation metrics: keypoint PCK, TSS flow PCK, co-segmentation precision P and Jaccard J.
 
 PCK (percentage of correct keypoints): a transferred keypoint is correct when its distance to the
-ground truth is at most ``alpha * L``. The normaliser L depends on the protocol (SPEC 3):
+ground truth is at most ``alpha * L``. The normaliser L depends on the protocol (docs/differences.md D18):
 
 | normalizer | L                                                                  | used by                  |
 |------------|--------------------------------------------------------------------|--------------------------|
@@ -111,7 +111,14 @@ def aggregate_pck(correct: torch.Tensor, counted: torch.Tensor, aggregate: str =
 
 def pck(pred, gt, alpha: float = 0.1, normalizer: str = "image", valid=None, size=None, bbox=None,
         aggregate: str = "per_pair") -> float:
-    """PCK@alpha of a batch of pairs (see :func:`pck_per_pair` for the arguments)."""
+    """PCK@alpha of a batch of pairs (see :func:`pck_per_pair` for the arguments).
+
+    Example:
+        >>> gt = torch.tensor([[[10.0, 10.0], [50.0, 50.0]]])          # 1 pair, 2 keypoints (pixels)
+        >>> pred = gt + torch.tensor([[[3.0, 4.0], [30.0, 0.0]]])      # errors of 5 px and 30 px
+        >>> pck(pred, gt, alpha=0.1, normalizer="image", size=torch.tensor([[100, 100]]))  # L = 100
+        0.5
+    """
     return aggregate_pck(*pck_per_pair(pred, gt, alpha, normalizer, valid, size, bbox), aggregate=aggregate)
 
 
@@ -127,6 +134,12 @@ def flow_pck(pred_flow: torch.Tensor, gt_flow: torch.Tensor, into_size, alpha: f
     of the image the flow points into. Valid pixels are those with ground truth (``|gt| < 1e9``); a pixel
     is wrong when its end-point error exceeds ``alpha * max(H', W')``. Returns
     ``1 - #wrong / #valid`` (NaN without valid pixels).
+
+    Example:
+        >>> gt = torch.zeros(2, 2, 2)
+        >>> pred = gt.clone(); pred[0, 0] = torch.tensor([9.0, 0.0])  # one pixel 9 px off
+        >>> flow_pck(pred, gt, into_size=(100, 100), alpha=0.05)      # wrong beyond 5 px: 1 of 4
+        0.75
     """
     pred_flow, gt_flow = torch.as_tensor(pred_flow).double(), torch.as_tensor(gt_flow).double()
     if pred_flow.shape != gt_flow.shape or pred_flow.dim() != 3 or pred_flow.shape[-1] != 2:
@@ -157,7 +170,12 @@ def _masks(pred, gt) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def precision(pred, gt) -> float:
-    """Co-segmentation "precision" P of the benchmarks: pixel accuracy ``#(pred == gt) / #pixels``."""
+    """Co-segmentation "precision" P of the benchmarks: pixel accuracy ``#(pred == gt) / #pixels``.
+
+    Example:
+        >>> precision(torch.tensor([[1, 1], [0, 0]]), torch.tensor([[1, 0], [0, 0]]))
+        0.75
+    """
     pred, gt = _masks(pred, gt)
     return float((pred == gt).double().mean())
 
@@ -168,6 +186,12 @@ def jaccard(pred, gt, empty_gt: str = "skip") -> float:
     empty_gt: what to do when the ground truth has no foreground ("noise" images of the Internet set):
     ``"skip"`` returns NaN so that the image is left out of the mean (the common protocol);
     ``"score"`` gives 1 when the prediction is empty too and 0 otherwise.
+
+    Example:
+        >>> jaccard(torch.tensor([[1, 1], [0, 0]]), torch.tensor([[1, 0], [0, 0]]))  # 1 shared of 2 marked
+        0.5
+        >>> jaccard(torch.zeros(2, 2), torch.zeros(2, 2))  # no foreground: left out of the mean
+        nan
     """
     if empty_gt not in EMPTY_GT_POLICIES:
         raise ValueError(f"empty_gt must be one of {EMPTY_GT_POLICIES}, got {empty_gt!r}")

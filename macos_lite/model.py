@@ -8,7 +8,7 @@ pair (s, t), s != t, at once:
 2. ``S_st = correlation(f_s, f_t)`` and ``theta_aff = G1(S_st)`` (maps t's points into s).
 3. The source is warped with the affine map, ``s' = warp(s, theta_aff)``, re-encoded, and
    ``theta_tps = G2(correlation(f_s', f_t))`` (maps t's points into s'); the full map is the
-   cascade ``p_s = T_aff(T_tps(p_t))`` (SPEC 1.5).
+   cascade ``p_s = T_aff(T_tps(p_t))`` (docs/differences.md D11).
 4. ``D([f_t, S_st])`` gives the mask logits of the target t, co-segmented with its partner s.
 """
 

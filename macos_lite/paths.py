@@ -30,18 +30,16 @@ def shared_data_root() -> Path | None:
     return path if path.is_dir() else None
 
 
-# folder names of the development subsets under $MACOS_LITE_SHARED_DATA
-DEV_LAYOUT = {"pf-willow": "pf-willow-dev", "tss": "tss-sample", "weizmann-horse": "weizmann-horse-dev"}
-
-
 def find_dataset(name: str, root: str | Path | None = None) -> Path | None:
-    """The folder of dataset ``name``: ``root`` itself when it is that dataset's folder, ``root/<name>`` or the
-    development layout under ``root``, then the same under ``$MACOS_LITE_SHARED_DATA``, then
-    ``$MACOS_LITE_DATA/<name>``. None when nothing non-empty is found."""
-    candidates = []
-    for base in (root, shared_data_root()):
-        if base is not None:
-            base = Path(base).expanduser()
-            candidates += [base / name, base / DEV_LAYOUT.get(name, name)]
-    candidates.append(data_root() / name)
-    return next((c for c in candidates if c.is_dir() and any(c.iterdir())), None)
+    """Deprecated location of :func:`macos_lite.data.locate.find_dataset` (the one dataset locator)."""
+    from .data.locate import find_dataset
+
+    return find_dataset(name, root)
+
+
+def __getattr__(name: str):
+    if name == "DEV_LAYOUT":  # moved with the locator
+        from .data.locate import DEV_LAYOUT
+
+        return DEV_LAYOUT
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

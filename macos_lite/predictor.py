@@ -1,7 +1,7 @@
 """The transformation predictor G: regression heads from a correlation map to transform parameters.
 
-Architecture of CNNGeo/WeakAlign (SPEC 1.3): conv 7x7 (hw -> 128) + BN + ReLU, conv 5x5 (128 -> 64)
-+ BN + ReLU, flatten, linear -> 6 (affine, G1) or 2 n^2 (TPS, G2). At a 15x15 grid the convolutions
+Architecture of CNNGeo/WeakAlign (docs/differences.md D10): conv 7x7 (hw -> 128) + BN + ReLU, conv 5x5
+(128 -> 64) + BN + ReLU, flatten, linear -> 6 (affine, G1) or 2 n^2 (TPS, G2). At a 15x15 grid the convolutions
 have no padding (15 -> 9 -> 5), exactly as the published weights expect. Smaller grids (8x8 at 128 px)
 use 'same' padding and an adaptive pooling to 5x5, so one architecture serves every preset.
 
@@ -23,7 +23,8 @@ class RegressionHead(nn.Module):
     """Correlation ``(B, h*w, h, w)`` -> transform parameters ``(B, D)``.
 
     The submodule names (``conv.0``, ``conv.1``, ``conv.3``, ``conv.4``, ``linear``) follow the
-    published CNNGeo/WeakAlign checkpoints so their weights load with :func:`load_reference_heads`.
+    published CNNGeo/WeakAlign checkpoints so their weights load with
+    :func:`macos_lite.checkpoints.load_reference_weights`.
     """
 
     def __init__(self, grid_size: tuple[int, int], identity: torch.Tensor):

@@ -1,4 +1,4 @@
-"""Synthetic strong supervision for the transformation predictor (the CNNGeo recipe, SPEC 1.8).
+"""Synthetic strong supervision for the transformation predictor (the CNNGeo recipe, docs/differences.md D14).
 
 The official MaCoSNet starts from a WeakAlign checkpoint that is no longer downloadable. We give G a
 sane start the way CNNGeo did: take an image A, draw a random transform theta_gt, make

@@ -1,6 +1,6 @@
 """Result tables laid out like the slides' tables: the paper's rows beside this run's.
 
-Both renderers take the summary of :func:`macos_lite.evaluate.evaluate_dataset` (or the JSON file the
+Both renderers take the summary of :func:`macos_lite.evaluation.evaluate_dataset` (or the JSON file the
 ``evaluate`` command writes, read back with ``json.load``):
 
 * :func:`format_text` -- plain text for the terminal;

@@ -36,8 +36,9 @@ from . import geometry as G
 from . import paths
 from .backbones import build_perceptual
 from .checkpoints import load_checkpoint, load_reference_weights, model_checkpoint, save_checkpoint
+from .data.locate import find_dataset
 from .device import resolve_device
-from .evaluate import ModelMethod, evaluate_matching
+from .evaluation import ModelMethod, evaluate_matching
 from .losses import LossConfig, MaCoSLoss
 from .model import MaCoSNet
 from .presets import get_preset
@@ -207,11 +208,10 @@ def _training_data(cfg: TrainConfig):
     """(image dataset for pre-training, weak tuple view) of the training set.
 
     ``dataset`` may join several image sets with '+' (e.g. ``pf-willow+weizmann-horse``); each is looked up
-    with :func:`macos_lite.paths.find_dataset` under ``data_root``. Benchmark images are decoded once and
+    with :func:`macos_lite.data.locate.find_dataset` under ``data_root``. Benchmark images are decoded once and
     cached in memory (:class:`~macos_lite.data.cache.CachedImages`).
     """
-    from .data.cache import CachedImages, JoinedImages
-    from .data.registry import get_images, get_pairs
+    from .data.registry import get_pairs
     from .data.views import PairList, WeakTuples
 
     names = cfg.dataset.split("+")
@@ -237,7 +237,7 @@ def _image_set(cfg: TrainConfig, image_size: int):
             parts.append(get_images("synthetic", split="train", image_size=image_size,
                                     num_images=cfg.num_train_images, seed=cfg.seed))
         else:
-            root = cfg.data_root if len(names) == 1 else paths.find_dataset(name, cfg.data_root)
+            root = cfg.data_root if len(names) == 1 else find_dataset(name, cfg.data_root)
             parts.append(CachedImages(get_images(name, root=root, split="train" if name == "pf-pascal" else None,
                                                  image_size=image_size), progress=cfg.progress))
     return parts[0] if len(parts) == 1 else JoinedImages(parts)
@@ -284,7 +284,7 @@ def _validation_data(cfg: TrainConfig):
     if name == "synthetic":
         pairs = get_pairs("synthetic", split="val", image_size=cfg.image_size, num_pairs=cfg.val_pairs, seed=cfg.seed)
     else:
-        root = cfg.val_root or (cfg.data_root if name == cfg.dataset else paths.find_dataset(name, cfg.data_root))
+        root = cfg.val_root or (cfg.data_root if name == cfg.dataset else find_dataset(name, cfg.data_root))
         split = cfg.val_split if name in ("pf-pascal", "spair") else None
         pairs = get_pairs(name, root=root, split=split, image_size=cfg.image_size)
         if cfg.val_pairs and len(pairs) > cfg.val_pairs:  # an even spread over the list, always the same pairs

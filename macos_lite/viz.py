@@ -23,22 +23,49 @@ def to_numpy_image(image: torch.Tensor) -> np.ndarray:
     return x[..., 0] if x.ndim == 3 and x.shape[-1] == 1 else x.clip(0, 1)
 
 
-def show_image(ax, image: torch.Tensor, title: str | None = None, **kw):
-    ax.imshow(to_numpy_image(image), **({"cmap": "gray"} if image.dim() == 2 or image.shape[-3] == 1 else {}), **kw)
-    ax.set_axis_off()
+def show_image(ax, image: torch.Tensor, title: str | None = None, frame: bool = False, **kw):
+    """``imshow`` of a ``(3, H, W)``, ``(1, H, W)`` or ``(H, W)`` image in pixel coordinates (pixel (x, y) at
+    its centre, as the keypoints). One-channel images are grey unless ``cmap`` is given; ``frame=True`` keeps the
+    axes' frame (ticks hidden) instead of turning the axes off; ``kw`` go to ``imshow``."""
+    gray = {"cmap": "gray"} if image.dim() == 2 or image.shape[-3] == 1 else {}
+    ax.imshow(to_numpy_image(image), **{**gray, **kw})
+    if frame:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    else:
+        ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)
     return ax
 
 
-def show_keypoints(ax, kps: torch.Tensor, valid=None, marker: str = "o", size: float = 30, edge: str = "white"):
-    """Scatter ``(N, 2)`` pixel keypoints, one colour per keypoint index (so correspondences match)."""
-    kps = torch.as_tensor(kps).detach().cpu()
+def show_keypoints(ax, kps: torch.Tensor, valid=None, marker: str = "o", size: float = 30,
+                   edge: str = "white", gid: str | None = None, **kw):
+    """Scatter ``(N, 2)`` pixel keypoints, one colour per keypoint index (so correspondences match), as one
+    collection whose offsets are the shown points in order (rows with NaN are drawn nowhere); ``valid``:
+    which keypoints to show (default all); ``gid`` tags the collection; ``kw`` go to ``scatter``."""
+    kps = torch.as_tensor(kps).detach().double().cpu().reshape(-1, 2)
     valid = torch.ones(len(kps), dtype=torch.bool) if valid is None else torch.as_tensor(valid).bool().cpu()
-    for k in range(len(kps)):
-        if valid[k]:
-            ax.scatter(float(kps[k, 0]), float(kps[k, 1]), s=size, marker=marker,
-                       color=KEYPOINT_COLOURS[k % len(KEYPOINT_COLOURS)], edgecolors=edge, linewidths=0.8)
+    keep = [k for k in range(len(kps)) if valid[k]]
+    if not keep:
+        return None
+    colours = [KEYPOINT_COLOURS[k % len(KEYPOINT_COLOURS)] for k in keep]
+    return ax.scatter(kps[keep, 0].numpy(), kps[keep, 1].numpy(), s=size, marker=marker, c=colours,
+                      edgecolors=edge, linewidths=0.8, gid=gid, **kw)
+
+
+def grid_lines(lines: int = 9, samples: int = 33) -> torch.Tensor:
+    """A regular grid of the normalised frame as polylines ``(2 * lines, samples, 2)`` (float64).
+
+    The first ``lines`` rows are horizontal (y fixed, top to bottom), the next ``lines`` vertical
+    (x fixed, left to right). With an odd ``lines`` and ``samples`` the nodes include -1, 0 and 1,
+    i.e. the 3 x 3 TPS control lattice.
+    """
+    v = torch.linspace(-1.0, 1.0, lines, dtype=torch.float64)
+    t = torch.linspace(-1.0, 1.0, samples, dtype=torch.float64)
+    horizontal = torch.stack((t.expand(lines, -1), v[:, None].expand(-1, samples)), dim=-1)
+    vertical = torch.stack((v[:, None].expand(-1, samples), t.expand(lines, -1)), dim=-1)
+    return torch.cat((horizontal, vertical))
 
 
 def overlay_mask(ax, image: torch.Tensor, mask: torch.Tensor, title: str | None = None, colour=(1.0, 0.2, 0.2),
@@ -52,14 +79,12 @@ def overlay_mask(ax, image: torch.Tensor, mask: torch.Tensor, title: str | None 
 
 def draw_grid(ax, theta: torch.Tensor, kind: str, size, lines: int = 9, **kw):
     """Draw where a regular grid of the *target* frame lands in the *source* image (theta maps target -> source)."""
-    h, w = size
-    t = torch.linspace(-1, 1, 50)
     style = {"color": "yellow", "lw": 0.7, "alpha": 0.8, **kw}
-    for v in torch.linspace(-1, 1, lines):
-        for pts in (torch.stack((t, v.expand_as(t)), -1), torch.stack((v.expand_as(t), t), -1)):
-            mapped = G.normalized_to_pixel(G.transform_points(pts[None].to(theta), theta[None] if theta.dim() == 1
-                                                              else theta[:1], kind)[0], (h, w)).cpu()
-            ax.plot(mapped[:, 0], mapped[:, 1], **style)
+    grid = grid_lines(lines, 50).to(theta)
+    theta = theta[None] if theta.dim() == 1 else theta[:1]
+    for line in grid:
+        mapped = G.normalized_to_pixel(G.transform_points(line[None], theta, kind)[0], tuple(size)).cpu()
+        ax.plot(mapped[:, 0], mapped[:, 1], **style)
 
 
 def pair_figure(item: dict, prediction: dict | None = None, alpha: float = 0.1):

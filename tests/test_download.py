@@ -1,4 +1,4 @@
-"""Tests of `macos_lite.download` against archives served from 127.0.0.1; the real network is never used."""
+"""Tests of `macos_lite.data.download` against archives served from 127.0.0.1; the real network is never used."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from macos_lite import download as dl
+from macos_lite.data import download as dl
 
 PAYLOAD = bytes(range(256)) * 800  # 200 KiB, large enough for a meaningful partial file
 CSV = b"source_image,target_image,class\ntoy/images/a.txt,toy/images/b.bin,1\n"

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from macos_lite import evaluate as E
+from macos_lite import evaluate_cli
+from macos_lite import evaluation as E
 from macos_lite import geometry as G
 from macos_lite import paper, report
 from macos_lite.data.imageio import read_flo
@@ -372,9 +373,26 @@ def test_synthetic_summary_keys_and_strict_json():
     assert back["nan"] is None and back["pck"] == s["pck"]
 
 
+def test_evaluate_dataset_on_loaded_data_and_several_methods():
+    """A loaded dataset (or a subset of it) and several methods give what the name gives, method by method."""
+    from macos_lite.data.registry import get_pairs
+
+    by_name = E.evaluate_dataset("synthetic", E.IdentityMethod(), image_size=64, max_pairs=5)
+    pairs = get_pairs("synthetic", split="test", image_size=64)
+    both = E.evaluate_dataset("synthetic", {"a": E.IdentityMethod(), "b": E.IdentityMethod()}, image_size=64,
+                              max_pairs=5, dataset=pairs)
+    assert list(both) == ["a", "b"]
+    for s in both.values():
+        assert {k: v for k, v in s.items() if k != "seconds"} == {k: v for k, v in by_name.items() if k != "seconds"}
+    spread = E.evenly_spread(pairs, 4)
+    assert spread.indices[0] == 0 and spread.indices[-1] == len(pairs) - 1
+    [s] = E.evaluate_dataset("synthetic", [E.IdentityMethod()], image_size=64, dataset=spread)
+    assert s["num_pairs"] == 4
+
+
 def parse(argv):
     parser = argparse.ArgumentParser()
-    E.add_arguments(parser)
+    evaluate_cli.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -382,7 +400,7 @@ def test_cli_identity_on_synthetic_writes_the_json(tmp_path, capsys):
     out = tmp_path / "results" / "synthetic.json"
     args = parse(["--dataset", "synthetic", "--method", "identity", "--json", str(out), "--image-size", "64",
                   "--max-pairs", "5", "--alpha", "0.1", "0.2", "--normalizer", "image", "--quiet"])
-    assert E.run(args) == 0
+    assert evaluate_cli.run(args) == 0
     s = json.loads(out.read_text())
     assert MATCHING_KEYS <= set(s) and list(s["pck"]) == ["0.1", "0.2"] and s["normalizer"] == "image"
     text = capsys.readouterr().out
@@ -397,7 +415,7 @@ def test_cli_checkpoint_runs_the_model(tmp_path, capsys):
     out = tmp_path / "tiny.json"
     args = parse(["--dataset", "synthetic", "--checkpoint", str(path), "--json", str(out), "--max-pairs", "2",
                   "--device", "cpu", "--kind", "affine", "--quiet"])
-    assert E.run(args) == 0
+    assert evaluate_cli.run(args) == 0
     s = json.loads(out.read_text())
     assert s["method"] == {"name": "tiny", "kind": "affine", "image_size": [64, 64], "checkpoint": str(path)}
     assert all(0 <= v <= 1 for v in s["pck"].values()) and 0 <= s["precision"] <= 1
@@ -408,12 +426,12 @@ def test_cli_bad_input_says_what_to_do(tmp_path, capsys):
         parse(["--dataset", "pf-nowhere", "--method", "identity"])
     with pytest.raises(ValueError, match="unknown dataset 'pf-nowhere'"):
         E.evaluate_dataset("pf-nowhere", E.IdentityMethod())
-    assert E.run(parse(["--dataset", "pf-willow", "--data-root", str(tmp_path / "none"), "--method", "identity"])) == 2
+    assert evaluate_cli.run(parse(["--dataset", "pf-willow", "--data-root", str(tmp_path / "none"), "--method", "identity"])) == 2
     assert "macos-lite download pf-willow" in capsys.readouterr().err
     missing = tmp_path / "missing.pt"
-    assert E.run(parse(["--dataset", "synthetic", "--checkpoint", str(missing)])) == 2
+    assert evaluate_cli.run(parse(["--dataset", "synthetic", "--checkpoint", str(missing)])) == 2
     assert str(missing) in capsys.readouterr().err
-    assert E.run(parse(["--dataset", "synthetic", "--method", "identity", "--flow-out", str(tmp_path)])) == 2
+    assert evaluate_cli.run(parse(["--dataset", "synthetic", "--method", "identity", "--flow-out", str(tmp_path)])) == 2
 
 
 def test_report_puts_the_paper_beside_this_run():
@@ -475,7 +493,7 @@ def test_pf_pascal_protocol_through_the_loader(tmp_path, capsys):
         "JPEGImages/img1.jpg,JPEGImages/img2.jpg,3,11;31,21;41,12;14,22;24\n"
         "JPEGImages/img1.jpg,JPEGImages/img3.jpg,3,11,21,1,1\n")
     out = tmp_path / "pascal.json"
-    assert E.run(parse(["--dataset", "pf-pascal", "--data-root", str(tmp_path), "--method", "identity",
+    assert evaluate_cli.run(parse(["--dataset", "pf-pascal", "--data-root", str(tmp_path), "--method", "identity",
                         "--image-size", "32", "--json", str(out), "--quiet"])) == 0
     s = json.loads(out.read_text())
     # same image sizes, so the identity predicts B's keypoints in A. Errors rescaled to 224 x 224

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Subset
 
-from macos_lite import evaluate as E
+from macos_lite import evaluation as E
 from macos_lite import paths
 from macos_lite.data.registry import get_pairs
 

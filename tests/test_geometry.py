@@ -186,3 +186,24 @@ def test_resize_preserves_normalized_coordinates():
 def test_bad_input_is_named(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
         call()
+
+
+def test_affine_theta_against_a_hand_computed_matrix():
+    # scale 2, rotation 30 degrees, shear 0.5, aspect 1.5, shift (0.1, -0.2):
+    # L = R(30) [[1, 0.5], [0, 1]] diag(2, 3) = [[c, -s], [s, c]] [[2, 1.5], [0, 3]]
+    c, s = np.sqrt(3) / 2, 0.5
+    expected = [2 * c, 1.5 * c - 3 * s, 0.1, 2 * s, 1.5 * s + 3 * c, -0.2]
+    theta = G.affine_theta(scale=2.0, rotation=30.0, shear=0.5, tx=0.1, ty=-0.2, aspect=1.5)
+    assert theta.dtype == torch.float64 and theta.shape == (6,)
+    assert theta.tolist() == pytest.approx(expected, abs=1e-12)
+    radians = G.affine_theta(scale=2.0, rotation=np.pi / 6, shear=0.5, tx=0.1, ty=-0.2, aspect=1.5, degrees=False)
+    assert torch.allclose(theta, radians, atol=1e-12)
+    assert torch.equal(G.affine_theta(), G.identity_theta("affine", 1, dtype=torch.float64)[0])
+
+
+def test_rescale_keypoints_is_corner_aligned():
+    points = torch.tensor([[0.0, 0.0], [199.0, 99.0], [99.5, 49.5]])
+    out = G.rescale_keypoints(points, torch.tensor([100, 200]), (11, 21))
+    assert torch.allclose(out, torch.tensor([[0.0, 0.0], [20.0, 10.0], [10.0, 5.0]], dtype=torch.float64))
+    back = G.rescale_keypoints(out, (11, 21), (100, 200))
+    assert torch.allclose(back, points.double())

@@ -16,7 +16,8 @@ import scipy.io
 import torch
 from PIL import Image
 
-from macos_lite import evaluate as E
+from macos_lite import evaluate_cli
+from macos_lite import evaluation as E
 from macos_lite import geometry as G
 from macos_lite.data.imageio import DataError, read_csv, read_flo, write_flo
 
@@ -310,19 +311,19 @@ def test_degenerate_predictions_are_scored_wrong_and_counted(direction):
 def test_json_that_cannot_be_written_late_is_saved_elsewhere(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     parser = argparse.ArgumentParser()
-    E.add_arguments(parser)
+    evaluate_cli.add_arguments(parser)
     target = tmp_path / "results" / "identity.json"
-    original = E.write_json
+    original = evaluate_cli.write_json
 
     def flaky(summary, path):
         if Path(path) == target:
             raise OSError(28, "No space left on device")
         return original(summary, path)
 
-    monkeypatch.setattr(E, "write_json", flaky)
+    monkeypatch.setattr(evaluate_cli, "write_json", flaky)
     args = parser.parse_args(["--dataset", "synthetic", "--method", "identity", "--image-size", "32",
                               "--max-pairs", "2", "--quiet", "--json", str(target)])
-    assert E.run(args) == 1
+    assert evaluate_cli.run(args) == 1
     err = capsys.readouterr().err
     saved = Path(err.split("the results were written to ")[1].split(" instead")[0])
     assert saved.parent == tmp_path and not target.exists()
@@ -355,7 +356,7 @@ def test_kernel_death_names_the_cell(tmp_path, monkeypatch):
 
 
 def test_manual_dataset_is_checked_once_placed(tmp_path):
-    from macos_lite import download as dl
+    from macos_lite.data import download as dl
 
     with pytest.raises(dl.DownloadError, match="rgb/horseNNN.jpg"):
         dl.download("weizmann-horse", tmp_path, quiet=True)

@@ -24,7 +24,7 @@ def tiny(out, **kw):
 @pytest.mark.slow
 def test_smoke_training_lowers_the_loss_and_beats_identity(tmp_path):
     from macos_lite.data.registry import get_pairs
-    from macos_lite.evaluate import IdentityMethod, ModelMethod, evaluate_matching
+    from macos_lite.evaluation import IdentityMethod, ModelMethod, evaluate_matching
 
     trainer = Trainer(TrainConfig(preset="smoke", out=str(tmp_path), progress=False, val_pairs=30))
     trainer.fit()

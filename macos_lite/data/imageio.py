@@ -76,21 +76,10 @@ def _corrupt(path, what: str, dataset: str | None) -> DataError:
 
 
 def find_dataset_dir(root, candidates: list[str], dataset: str) -> Path:
-    """The first ``root / c`` that is a folder, e.g. the unpacked archive inside a dataset root.
+    """Deprecated name of :func:`macos_lite.data.locate.dataset_folder`."""
+    from .locate import dataset_folder
 
-    Raises :class:`DataNotFoundError` naming the expected folder and the download command.
-    """
-    root = Path(root).expanduser()
-    for candidate in candidates:
-        path = root / candidate if candidate else root
-        if path.is_dir():
-            return path
-    expected = root / candidates[0] if candidates[0] else root
-    raise DataNotFoundError(
-        f"{dataset}: expected the folder {expected}, which does not exist. "
-        f"To get it, {download_hint(dataset)} (or pass root= / --data-root pointing to the folder that "
-        f"contains {candidates[0] or 'the data'})."
-    )
+    return dataset_folder(root, candidates, dataset)
 
 
 # ---------------------------------------------------------------------------------------------------------

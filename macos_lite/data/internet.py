@@ -16,8 +16,9 @@ Image items: see :mod:`.registry`; ``mask`` is always present, ``category`` is a
 
 from __future__ import annotations
 
-from macos_lite.data.imageio import find_dataset_dir, load_mask, not_found
-from macos_lite.data.registry import ImageDataset, ImageRecord, dataset_root
+from macos_lite.data.imageio import load_mask, not_found
+from macos_lite.data.locate import dataset_folder, dataset_root
+from macos_lite.data.registry import ImageDataset, ImageRecord
 
 NAME = "internet"
 SUBSETS = ("Airplane100", "Car100", "Horse100")
@@ -30,7 +31,7 @@ class InternetImages(ImageDataset):
     has_masks = True
 
     def __init__(self, root=None, image_size=240, subsets=SUBSETS):
-        data = find_dataset_dir(dataset_root(NAME, root), ["Data", "ObjectDiscovery-data/Data"], NAME)
+        data = dataset_folder(dataset_root(NAME, root), ["Data", "ObjectDiscovery-data/Data"], NAME)
         self.categories = tuple(sorted({s.rstrip("0123456789").lower() for s in subsets}))
         records = []
         for subset in subsets:

@@ -23,7 +23,7 @@ from the ``.mat`` files (row k = the class's k-th keypoint; ``kps_valid`` = visi
 annotated object boxes (``bbox_source = "object"``).
 
 ``clean=True`` drops the val/test pairs whose two images (in either order) also form a training pair:
-34% of the test pairs do (SPEC section 4), which flatters transductive training on the train list.
+34% of the test pairs do (docs/differences.md D20), which flatters transductive training on the train list.
 
 The train list's ``flip`` flag mirrors both images of the pair (``flip_mode = "both"``); half of the
 training rows are such mirrored copies. Items: see :mod:`.registry`.
@@ -38,13 +38,13 @@ import numpy as np
 from macos_lite.data.imageio import (
     DataError,
     DataNotFoundError,
-    find_dataset_dir,
     load_mat,
     parse_number,
     parse_pair_keypoints,
     read_csv,
 )
-from macos_lite.data.registry import ImageDataset, ImageRecord, PairDataset, PairRecord, dataset_root
+from macos_lite.data.locate import dataset_folder, dataset_root
+from macos_lite.data.registry import ImageDataset, ImageRecord, PairDataset, PairRecord
 
 NAME = "pf-pascal"
 CLASSES = (
@@ -116,7 +116,7 @@ class PFPascalPairs(PairDataset):
     flip_mode = "both"
 
     def __init__(self, root=None, split: str = "test", image_size=240, clean: bool = False):
-        self.base = find_dataset_dir(dataset_root(NAME, root), ["PF-dataset-PASCAL"], NAME)
+        self.base = dataset_folder(dataset_root(NAME, root), ["PF-dataset-PASCAL"], NAME)
         self.split = split
         self.pair_csv = find_pair_csv(root, split)
         rows = _read_pairs(self.pair_csv, split)
@@ -167,7 +167,7 @@ class PFPascalImages(ImageDataset):
     categories = CLASSES
 
     def __init__(self, root=None, split: str = "train", image_size=240):
-        base = find_dataset_dir(dataset_root(NAME, root), ["PF-dataset-PASCAL"], NAME)
+        base = dataset_folder(dataset_root(NAME, root), ["PF-dataset-PASCAL"], NAME)
         path = find_pair_csv(root, split)
         category: dict[str, int] = {}
         for line, _, image_A, image_B, cls in _read_pairs(path, split):

@@ -28,14 +28,14 @@ import numpy as np
 
 from macos_lite.data.imageio import (
     DataError,
-    find_dataset_dir,
     load_mat,
     not_found,
     parse_number,
     parse_pair_keypoints,
     read_csv,
 )
-from macos_lite.data.registry import ImageDataset, ImageRecord, PairDataset, PairRecord, dataset_root
+from macos_lite.data.locate import dataset_folder, dataset_root
+from macos_lite.data.registry import ImageDataset, ImageRecord, PairDataset, PairRecord
 
 NAME = "pf-willow"
 CLASSES = (
@@ -56,7 +56,7 @@ def read_keypoints(mat_path) -> np.ndarray:
 
 def _scan(root) -> tuple[Path, list[str], dict[str, list[str]]]:
     """(PF-dataset folder, sub-class names in standard order, sorted image stems per sub-class)."""
-    base = find_dataset_dir(dataset_root(NAME, root), ["PF-dataset"], NAME)
+    base = dataset_folder(dataset_root(NAME, root), ["PF-dataset"], NAME)
     folders = sorted(p.name for p in base.iterdir() if p.is_dir() and any(p.glob("*.png")))
     if not folders:
         raise not_found(f"{base}: no sub-class folders with .png images", NAME)

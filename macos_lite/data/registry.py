@@ -2,8 +2,8 @@
 
 Names: ``synthetic``, ``pf-pascal``, ``pf-willow``, ``spair``, ``tss``, ``internet``, ``weizmann-horse``.
 ``get_pairs(name, ...)`` gives a *pair* dataset (matching / flow evaluation), ``get_images(name, ...)`` an
-*image* dataset (co-segmentation evaluation, weak-supervision training through :mod:`.views`). A dataset
-root defaults to ``macos_lite.paths.data_root() / name`` (env ``MACOS_LITE_DATA``).
+*image* dataset (co-segmentation evaluation, weak-supervision training through :mod:`.views`). Without a
+``root``, a dataset is looked up by :mod:`macos_lite.data.locate`.
 
 Pair items (dicts), the same keys for every pair dataset; ``S`` = ``image_size``, ``K`` = the dataset's
 ``max_keypoints``:
@@ -44,8 +44,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from macos_lite import paths
 from macos_lite.data.imageio import DataError, load_image, load_mask
+from macos_lite.data.locate import dataset_root  # noqa: F401  (its former home; loaders import it from locate)
 from macos_lite.geometry import resize
 
 NAMES = ("synthetic", "pf-pascal", "pf-willow", "spair", "tss", "internet", "weizmann-horse")
@@ -69,14 +69,6 @@ _IMAGE_DATASETS = {
 SPLITS = {"pf-pascal": ("train", "val", "test"), "spair": ("trn", "val", "test")}
 _DEFAULT_IMAGE_SPLIT = {"pf-pascal": "train", "spair": "trn", "synthetic": "train"}
 _NO_SPLIT = (None, "all", "train", "test")
-
-
-def dataset_root(name: str, root=None) -> Path:
-    """``root`` if given, else where :func:`macos_lite.paths.find_dataset` finds ``name`` (the development copy
-    under ``$MACOS_LITE_SHARED_DATA``, then ``$MACOS_LITE_DATA/<name>``), else ``paths.data_root() / name``."""
-    if root is not None:
-        return Path(root).expanduser()
-    return paths.find_dataset(name) or paths.data_root() / name
 
 
 def _check_name(name: str) -> None:

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from macos_lite.data.imageio import DataError, find_dataset_dir, not_found, read_text
-from macos_lite.data.registry import ImageDataset, ImageRecord, PairDataset, PairRecord, dataset_root
+from macos_lite.data.imageio import DataError, not_found, read_text
+from macos_lite.data.locate import dataset_folder, dataset_root
+from macos_lite.data.registry import ImageDataset, ImageRecord, PairDataset, PairRecord
 
 NAME = "spair"
 CLASSES = (
@@ -115,7 +116,7 @@ class SPairPairs(PairDataset):
     bbox_source = "object"
 
     def __init__(self, root=None, split: str = "test", image_size=240, layout: str = "large"):
-        self.base = find_dataset_dir(dataset_root(NAME, root), ["SPair-71k"], NAME)
+        self.base = dataset_folder(dataset_root(NAME, root), ["SPair-71k"], NAME)
         self.split = _split(split)
         records = []
         for name, src, trg, category in list_pairs(self.base, self.split, layout):
@@ -154,7 +155,7 @@ class SPairImages(ImageDataset):
     categories = CLASSES
 
     def __init__(self, root=None, split: str = "trn", image_size=240, layout: str = "large"):
-        base = find_dataset_dir(dataset_root(NAME, root), ["SPair-71k"], NAME)
+        base = dataset_folder(dataset_root(NAME, root), ["SPair-71k"], NAME)
         pairs = list_pairs(base, _split(split), layout)
         images = {(cat, stem) for _, src, trg, cat in pairs for stem in (src, trg)}
         unknown = sorted({cat for cat, _ in images} - set(CLASSES))

@@ -51,7 +51,6 @@ from pathlib import Path
 
 from macos_lite.data.imageio import (
     DataError,
-    find_dataset_dir,
     load_mask,
     not_found,
     parse_number,
@@ -59,12 +58,12 @@ from macos_lite.data.imageio import (
     read_flo,
     read_text,
 )
+from macos_lite.data.locate import dataset_folder, dataset_root
 from macos_lite.data.registry import (
     ImageDataset,
     ImageRecord,
     PairDataset,
     PairRecord,
-    dataset_root,
     make_pair_item,
     mask_box,
 )
@@ -121,7 +120,7 @@ class TSSPairs(PairDataset):
 
     def __init__(self, root=None, image_size=240, pair_csv=None):
         root = dataset_root(NAME, root)
-        self.base = find_dataset_dir(root, ["TSS_CVPR2016"], NAME)
+        self.base = dataset_folder(root, ["TSS_CVPR2016"], NAME)
         folders = _pair_folders(self.base)
         self.categories = tuple(sorted({object_class(s, p) for s, p in folders}))
         if pair_csv is None:
@@ -197,7 +196,7 @@ class TSSImages(ImageDataset):
     has_masks = True
 
     def __init__(self, root=None, image_size=240):
-        base = find_dataset_dir(dataset_root(NAME, root), ["TSS_CVPR2016"], NAME)
+        base = dataset_folder(dataset_root(NAME, root), ["TSS_CVPR2016"], NAME)
         folders = _pair_folders(base)
         self.categories = tuple(sorted({object_class(s, p) for s, p in folders}))
         records = []

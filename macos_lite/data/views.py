@@ -18,8 +18,8 @@ from a global generator, so an item is the same whatever the access order and th
 workers. Call ``set_epoch(e)`` before each epoch to get new draws. (With ``persistent_workers=True`` the
 workers keep the copy they started with: call ``set_epoch`` before creating the DataLoader iterator.)
 
-Augmentation (``augment=True``, as in the reference training, SPEC 2.6): every image is cropped at random
-by :func:`random_crop_box` -- the top edge in ``[0, h/4)``, the bottom edge in ``[3h/4, h)``, the same for
+Augmentation (``augment=True``, as in the reference training, docs/differences.md D16): every image is
+cropped at random by :func:`random_crop_box` -- the top edge in ``[0, h/4)``, the bottom edge in ``[3h/4, h)``, the same for
 the width -- and resized back. The reference then mirrors both images of a pair when the pair list's flip
 flag is 1; :class:`PairList` applies the list's flags (``use_flip``), :class:`WeakTuples`, which has no list,
 mirrors all images of a tuple together with probability 1/2.

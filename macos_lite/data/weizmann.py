@@ -14,8 +14,9 @@ Image items: see :mod:`.registry`; ``mask`` is always present.
 
 from __future__ import annotations
 
-from macos_lite.data.imageio import DataError, find_dataset_dir, load_mask, not_found
-from macos_lite.data.registry import ImageDataset, ImageRecord, dataset_root, make_image_item
+from macos_lite.data.imageio import DataError, load_mask, not_found
+from macos_lite.data.locate import dataset_folder, dataset_root
+from macos_lite.data.registry import ImageDataset, ImageRecord, make_image_item
 from macos_lite.geometry import resize
 
 NAME = "weizmann-horse"
@@ -30,7 +31,7 @@ class WeizmannHorseImages(ImageDataset):
     has_masks = True
 
     def __init__(self, root=None, image_size=240):
-        base = find_dataset_dir(dataset_root(NAME, root), ["rgb", "weizmann_horse_db/rgb"], NAME).parent
+        base = dataset_folder(dataset_root(NAME, root), ["rgb", "weizmann_horse_db/rgb"], NAME).parent
         images = sorted((base / "rgb").glob("*.jpg"))
         if not images:
             raise not_found(f"{base / 'rgb'}: no .jpg images", NAME)

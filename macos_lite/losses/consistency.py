@@ -2,12 +2,12 @@
 
 Both are measured on a fixed 10 x 10 grid of points spanning the image, in normalised units (an
 error of 0.1 is 5 % of the image width), with the Euclidean distance of the paper -- not squared
-pixels, which dwarfed the other terms in the official code (bug B26).
+pixels, which dwarfed the other terms in the official code (docs/differences.md D9).
 
 Directions: ``T_st`` maps t's points into s. The forward-backward chain for a point q of t is
 ``T_ts(T_st(q)) = q``. For a triplet (X, Y, Z) the transitivity chain for a point of Y is
 ``T_YZ(T_ZX(T_XY(q))) = q`` (Y -> X -> Z -> Y); a perfectly consistent triplet gives exactly zero
-(the official chain was reversed and covered only a 100-pixel corner, bug B11).
+(the official chain was reversed and covered only a 100-pixel corner, docs/differences.md D2).
 """
 
 from __future__ import annotations

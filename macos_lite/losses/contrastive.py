@@ -7,7 +7,7 @@ embeds the four images of a pair; with c the feature dimension:
 * ``d+ = |F(I_A^o) - F(I_B^o)|^2 / c``                                 (objects alike across images)
 * ``d- = max(0, m - (|F(I_A^o) - F(I_A^b)|^2 + |F(I_B^o) - F(I_B^b)|^2) / (2c))``  (object unlike background)
 * ``L_contrast = d+ + d-``, per pair, hinge per pair (the official code hinged once on batch sums and
-  crashed on ``torch.max(0, x)``, bug B20).
+  crashed on ``torch.max(0, x)``, docs/differences.md D5).
 
 Gradients reach the masks (hence the decoder) through the images; F itself never changes.
 """

@@ -20,7 +20,7 @@ correspondences score above the average -- the cells that move with the object -
 signal from matching; unnormalised, eq 3 would simply push every mask value up.
 
 The official code weights by the best correlation of each cell (``max_p S(p, q)``); that proxy is
-``weighting="corr_max"`` (per sample, without the batch-mixing broadcast of bug B10).
+``weighting="corr_max"`` (per sample, without the official batch-mixing broadcast, docs/differences.md D1).
 """
 
 from __future__ import annotations

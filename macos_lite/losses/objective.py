@@ -56,7 +56,7 @@ class LossConfig:
     weights: dict = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     phi: float = 1.0
     weighting: str = "mask"
-    margin: float = 2.0  # SPEC 2.4: m = 2 on dimension-normalised squared distances
+    margin: float = 2.0  # m = 2 on dimension-normalised squared distances (docs/differences.md D15)
     tps_lambda: float = 0.0
     consistency_grid: int = 10
     consistency_kind: str = "affine"

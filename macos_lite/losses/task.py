@@ -5,9 +5,9 @@ frame, ``M~_s = warp(M_s, theta_st)``, is the target of a binary cross-entropy o
 
     L_bce(M~_s, M_t) = - mean_valid [ M~_s log M_t + (1 - M~_s) log(1 - M_t) ]
 
-summed over both directions (eq 10). Design choices (SPEC 2.5):
+summed over both directions (eq 10). Design choices (docs/differences.md D8):
 
-* the warped mask is a *detached* target (the official code back-propagated through it, bug B24), so
+* the warped mask is a *detached* target (the official code back-propagated through it), so
   gradients flow into the target's mask logits (the decoder) only -- neither into the source mask nor
   into theta;
 * the full affine->TPS map is used (the official code used the affine stage only);

@@ -7,15 +7,15 @@ import io
 from contextlib import contextmanager
 
 import ipywidgets as widgets
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from IPython import get_ipython
 from IPython.display import Image, display
 
-# one colour per keypoint index, so that a keypoint has the same colour in every panel
-KEYPOINT_COLOURS = matplotlib.colormaps["tab10"].colors
+from .. import viz
+from ..viz import KEYPOINT_COLOURS, grid_lines  # noqa: F401  (the one plotting kit; re-exported here)
+
 GRID_STYLE = {"color": "yellow", "lw": 0.8, "alpha": 0.85}
 
 
@@ -61,26 +61,6 @@ def as_theta(theta, size: int) -> torch.Tensor:
     return t
 
 
-def image_array(image: torch.Tensor) -> np.ndarray:
-    """``(C, H, W)`` -> what ``imshow`` takes: ``(H, W, 3)`` or ``(H, W)``."""
-    x = image.detach().float().cpu()
-    return x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).clamp(0, 1).numpy()
-
-
-def grid_lines(lines: int = 9, samples: int = 33) -> torch.Tensor:
-    """A regular grid of the normalised frame as polylines ``(2 * lines, samples, 2)`` (float64).
-
-    The first ``lines`` rows are horizontal (y fixed, top to bottom), the next ``lines`` vertical
-    (x fixed, left to right). With an odd ``lines`` and ``samples`` the nodes include -1, 0 and 1,
-    i.e. the 3 x 3 TPS control lattice.
-    """
-    v = torch.linspace(-1.0, 1.0, lines, dtype=torch.float64)
-    t = torch.linspace(-1.0, 1.0, samples, dtype=torch.float64)
-    horizontal = torch.stack((t.expand(lines, -1), v[:, None].expand(-1, samples)), dim=-1)
-    vertical = torch.stack((v[:, None].expand(-1, samples), t.expand(lines, -1)), dim=-1)
-    return torch.cat((horizontal, vertical))
-
-
 # ----------------------------------------------------------------------------------------------
 # Drawing
 # ----------------------------------------------------------------------------------------------
@@ -104,14 +84,9 @@ def clear_panels(axes) -> None:
 
 
 def show_image(ax, image: torch.Tensor, title: str | None = None, **kw):
-    """``imshow`` in pixel coordinates (pixel (x, y) at its centre, as our keypoints)."""
-    gray = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0} if image.shape[0] == 1 else {}
-    ax.imshow(image_array(image), interpolation="nearest", **{**gray, **kw})
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title:
-        ax.set_title(title, fontsize=9)
-    return ax
+    """:func:`macos_lite.viz.show_image` as the demos draw: nearest-pixel, the frame kept, grey in [0, 1]."""
+    gray = {"vmin": 0.0, "vmax": 1.0} if image.shape[0] == 1 else {}
+    return viz.show_image(ax, image, title, frame=True, **{"interpolation": "nearest", **gray, **kw})
 
 
 def keep_frame(ax, size) -> None:
@@ -125,9 +100,7 @@ def plot_keypoints(ax, points: torch.Tensor | None, gid: str) -> None:
     """One scatter of ``(N, 2)`` pixel points, coloured by index; its offsets are the points in order."""
     if points is None or len(points) == 0:
         return
-    colours = [KEYPOINT_COLOURS[k % len(KEYPOINT_COLOURS)] for k in range(len(points))]
-    ax.scatter(points[:, 0].numpy(), points[:, 1].numpy(), s=36, c=colours, edgecolors="white",
-               linewidths=0.8, gid=gid, zorder=3)
+    viz.show_keypoints(ax, points, size=36, gid=gid, zorder=3)
 
 
 def plot_polylines(ax, lines_px: torch.Tensor, gid: str) -> None:

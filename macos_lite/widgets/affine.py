@@ -19,6 +19,7 @@ import ipywidgets as widgets
 import torch
 
 from .. import geometry as G
+from ..geometry import affine_theta  # the constructor lives in geometry; the widgets re-export it
 from ._base import (
     Demo,
     as_image,
@@ -44,17 +45,6 @@ PARAMETERS = {
 RAW_NAMES = tuple(f"theta{i}" for i in range(6))
 RAW_LABELS = ("a11", "a12", "tx", "a21", "a22", "ty")  # row-major 2 x 3
 DECIMALS = 6  # raw numbers are kept rounded: cos(90 deg) shows as 0, not 6e-17
-
-
-def affine_theta(scale: float = 1.0, rotation: float = 0.0, shear: float = 0.0, tx: float = 0.0,
-                 ty: float = 0.0, aspect: float = 1.0) -> torch.Tensor:
-    """Theta ``(6,)`` (float64, row-major 2 x 3) of the map ``p -> L p + (tx, ty)`` from target to source,
-    ``L = R(rotation) Sh(shear) diag(scale, scale * aspect)``; rotation in degrees."""
-    a = math.radians(rotation)
-    rot = torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]], dtype=torch.float64)
-    shear_m = torch.tensor([[1.0, shear], [0.0, 1.0]], dtype=torch.float64)
-    lin = rot @ shear_m @ torch.diag(torch.tensor([scale, scale * aspect], dtype=torch.float64))
-    return torch.tensor([lin[0, 0], lin[0, 1], tx, lin[1, 0], lin[1, 1], ty], dtype=torch.float64)
 
 
 def affine_params(theta) -> tuple[dict, bool]:

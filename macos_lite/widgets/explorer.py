@@ -1,6 +1,6 @@
 """Demo 5: a model on one pair of a pair dataset -- transform, keypoint transfer, masks, PCK and J.
 
-The protocol is the evaluation's (:mod:`macos_lite.evaluate`): the target's keypoints are carried into
+The protocol is the evaluation's (:mod:`macos_lite.evaluation`): the target's keypoints are carried into
 the source with the predicted map (``B_to_A``) at the original image resolution and judged there with
 PCK@alpha; masks are resized to the ground truth, thresholded at 0.5 and scored with the Jaccard index.
 Panels show the pair at the dataset's image size (keypoints moved there through normalised coordinates).

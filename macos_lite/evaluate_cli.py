@@ -1,0 +1,152 @@
+"""The ``macos-lite evaluate`` command: ``--dataset NAME (--checkpoint FILE | --method identity) ...``.
+
+The protocols themselves live in :mod:`macos_lite.evaluation`; this module only parses options, checks
+the output paths before the long work, prints the table and writes the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import metrics as M
+from . import report
+from .data.imageio import DataError
+from .data.registry import NAMES
+from .device import cap_threads, resolve_device
+from .evaluation import (DEFAULT_IMAGE_SIZE, DIRECTIONS, KINDS, EvaluationError, IdentityMethod, evaluate_dataset,
+                         method_from_checkpoint, write_json)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``evaluate`` options to ``parser`` (a subcommand parser of ``macos-lite``)."""
+    parser.add_argument("--dataset", required=True, choices=NAMES, metavar="NAME",
+                        help=f"benchmark: {', '.join(NAMES)}")
+    parser.add_argument("--data-root", type=Path, default=None, metavar="DIR",
+                        help="the dataset's folder (default: $MACOS_LITE_DATA/NAME, where `macos-lite download` puts it)")
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--checkpoint", type=Path, metavar="FILE", help="a checkpoint written by `macos-lite train`")
+    who.add_argument("--method", choices=("identity",), help="a baseline instead of a model")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the summary to this JSON file")
+    parser.add_argument("--split", default=None, help="pf-pascal: train/val/test; spair: trn/val/test (default: test)")
+    parser.add_argument("--alpha", type=float, nargs="+", default=None, metavar="A",
+                        help="PCK thresholds (default: the benchmark's, e.g. 0.05 0.1 0.15 for PF-WILLOW)")
+    parser.add_argument("--normalizer", nargs="+", default=None, choices=M.NORMALIZERS,
+                        help="PCK normalisers, the first is primary (default: the benchmark's)")
+    parser.add_argument("--direction", choices=DIRECTIONS, default=None,
+                        help="keypoint transfer: B_to_A (PF) or A_to_B (SPair); default: the benchmark's")
+    parser.add_argument("--kind", choices=KINDS, default="cascade", help="transform of a model (default: cascade)")
+    parser.add_argument("--batch-size", type=int, default=8, metavar="N")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default: auto)")
+    parser.add_argument("--max-pairs", type=int, default=None, metavar="N",
+                        help="evaluate only the first N pairs / directed TSS items / images")
+    parser.add_argument("--flow-out", type=Path, default=None, metavar="DIR",
+                        help="tss: also write the flows as <DIR>/<subset>/<pair>/flow<d>.flo for the official kit")
+    parser.add_argument("--partners", type=int, default=1, metavar="K",
+                        help="co-segmentation: partners per image, same category (default: 1)")
+    parser.add_argument("--image-size", type=int, default=None, metavar="S",
+                        help=f"resize images to S x S (default: the model's, {DEFAULT_IMAGE_SIZE} for a baseline)")
+    parser.add_argument("--empty-gt", choices=M.EMPTY_GT_POLICIES, default="skip",
+                        help="images with empty ground truth in J: skip (default) or score")
+    parser.add_argument("--num-workers", type=int, default=0, metavar="N", help="data-loading processes")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def check_output_path(path, option: str = "--json") -> Path:
+    """Make sure ``path`` can be written *before* a long evaluation: its folder is created and a probe file
+    written and removed there. Raises ``PermissionError``/``IsADirectoryError`` naming ``option`` and the path."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{option} {path} is a folder; give a file name, e.g. {path / 'results.json'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise PermissionError(f"{option} {path}: cannot write there ({exc.strerror or exc}); choose a path you "
+                              "can write. Nothing was evaluated.") from exc
+    return path
+
+
+def _write_somewhere_safe(summary: dict, wanted: Path, exc: BaseException) -> str:
+    """Write the summary next to the current folder or in the temporary folder when ``wanted`` failed late;
+    returns a sentence saying where it went."""
+    name = f"{wanted.stem or 'results'}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    for folder in (Path.cwd(), Path(tempfile.gettempdir())):
+        try:
+            return f"the results were written to {write_json(summary, folder / name)} instead"
+        except OSError:
+            continue
+    return "the results could not be written anywhere; they are printed above"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Carry out parsed ``evaluate`` arguments: print the table, write the JSON; returns the exit code.
+
+    Exit codes: 0 done; 2 an input or option is wrong (message on stderr, nothing evaluated); 1 the
+    evaluation ran but the JSON could not be written where asked (it is written elsewhere and the message
+    says where).
+    """
+    cap_threads()
+    if args.flow_out is not None and args.dataset != "tss":
+        print("error: --flow-out is for --dataset tss only", file=sys.stderr)
+        return 2
+    try:
+        if args.json is not None:  # before the long work: a bad path must not cost an evaluation
+            check_output_path(args.json, "--json")
+        if args.flow_out is not None:
+            check_output_path(Path(args.flow_out) / "probe.flo", "--flow-out")
+        for option in ("batch_size", "max_pairs", "partners", "image_size"):
+            value = getattr(args, option)
+            if value is not None and value < 1:
+                raise ValueError(f"--{option.replace('_', '-')} must be at least 1, got {value}")
+        if args.num_workers < 0:
+            raise ValueError(f"--num-workers must be at least 0, got {args.num_workers}")
+        device = resolve_device(args.device)
+        if args.checkpoint is not None:
+            method = method_from_checkpoint(args.checkpoint, device, args.kind)
+        else:
+            method = IdentityMethod()
+        image_size = args.image_size or getattr(method, "image_size", (DEFAULT_IMAGE_SIZE,))[0]
+        summary = evaluate_dataset(
+            args.dataset, method, root=args.data_root, split=args.split, image_size=image_size,
+            alphas=args.alpha, normalizers=args.normalizer, direction=args.direction, batch_size=args.batch_size,
+            device=device, max_pairs=args.max_pairs, flow_out=args.flow_out, partners=args.partners,
+            empty_gt=args.empty_gt, num_workers=args.num_workers, progress=not args.quiet)
+    except (DataError, FileNotFoundError, EvaluationError, ValueError, RuntimeError, PermissionError,
+            IsADirectoryError) as exc:
+        from macos_lite.cli import debug_enabled
+
+        if debug_enabled():
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report.format_text(summary))
+    for warning in summary.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.json is not None:
+        try:
+            print(f"wrote {write_json(summary, args.json)}")
+        except OSError as exc:
+            where = _write_somewhere_safe(summary, Path(args.json), exc)
+            print(f"error: --json {args.json}: could not write it ({exc.strerror or exc}); {where}",
+                  file=sys.stderr)
+            return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m macos_lite.evaluate_cli ...``: the same as ``macos-lite evaluate ...``."""
+    parser = argparse.ArgumentParser(prog="macos-lite evaluate",
+                                     description="Evaluate a checkpoint or a baseline on a benchmark.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

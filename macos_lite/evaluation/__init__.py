@@ -1,0 +1,30 @@
+"""Evaluation protocols of the paper's benchmarks, one module per concept.
+
+* :mod:`.methods` -- what gets evaluated: :class:`IdentityMethod`, :class:`ModelMethod`,
+  :func:`method_from_checkpoint` (the inference adapters between a model and the protocols);
+* :mod:`.keypoints` -- keypoint PCK (PF-PASCAL, PF-WILLOW, SPair-71k, synthetic): :func:`evaluate_matching`;
+* :mod:`.tss` -- dense flow PCK and co-segmentation on TSS: :func:`evaluate_tss`;
+* :mod:`.cosegmentation` -- precision P and Jaccard J of masks: :func:`evaluate_cosegmentation`;
+* :mod:`.protocols` -- each benchmark's default protocol (:data:`PROTOCOLS`) and the sentences saying how a
+  number was computed;
+* :mod:`.summary` -- :func:`evaluate_dataset`, a benchmark's whole protocol for one or several methods, on
+  data it loads or data already loaded, as a JSON summary (:func:`to_json`, :func:`write_json`).
+
+The ``macos-lite evaluate`` command is :mod:`macos_lite.evaluate_cli`.
+"""
+
+from .common import EvaluationError
+from .cosegmentation import CosegScores, evaluate_cosegmentation, partner_indices
+from .keypoints import DIRECTIONS, MatchingResult, evaluate_matching
+from .methods import DEFAULT_IMAGE_SIZE, KINDS, IdentityMethod, ModelMethod, describe_method, method_from_checkpoint
+from .protocols import PROTOCOLS, Protocol, describe_coseg, describe_matching, describe_tss
+from .summary import CachedItems, evaluate_dataset, evenly_spread, to_json, write_json
+from .tss import FlowScores, TSSResult, evaluate_tss, tss_flow
+
+__all__ = [
+    "DEFAULT_IMAGE_SIZE", "DIRECTIONS", "KINDS", "PROTOCOLS", "CachedItems", "CosegScores", "EvaluationError",
+    "FlowScores", "IdentityMethod", "MatchingResult", "ModelMethod", "Protocol", "TSSResult", "describe_coseg",
+    "describe_matching", "describe_method", "describe_tss", "evaluate_cosegmentation", "evaluate_dataset",
+    "evaluate_matching", "evaluate_tss", "evenly_spread", "method_from_checkpoint", "partner_indices", "to_json",
+    "tss_flow", "write_json",
+]

@@ -1,0 +1,119 @@
+"""What gets evaluated: a *method*, the inference adapter between a model and the protocols.
+
+A method is an object with a ``name``, a transform ``kind`` (``"affine"`` or ``"cascade"``, see
+:mod:`macos_lite.geometry`) and two functions of a batch of image pairs, images ``(b, 3, S, S)`` in [0, 1]:
+
+* ``transforms(images_A, images_B)`` -> ``theta (b, D)`` mapping B's normalised points into A;
+* ``masks(images_A, images_B)`` -> ``(prob_A, prob_B)``, foreground probabilities ``(b, 1, h, w)``.
+
+:class:`IdentityMethod` is the trivial reference point (no motion, every pixel foreground);
+:class:`ModelMethod` wraps a MaCoSNet; :func:`method_from_checkpoint` loads one from a checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .. import geometry as G
+from ..checkpoints import model_from_checkpoint
+from ..device import resolve_device
+
+KINDS = ("cascade", "affine")
+DEFAULT_IMAGE_SIZE = 240
+
+
+class IdentityMethod:
+    """The reference point: ``theta = identity`` (no motion) and an all-foreground mask.
+
+    The mask is a trivial baseline, "everything is the object": P and J both equal the foreground's
+    share of each image (J over the images that have foreground).
+    """
+
+    name = "identity"
+    kind = "affine"
+
+    def transforms(self, images_A: torch.Tensor, images_B: torch.Tensor) -> torch.Tensor:
+        images_A, images_B = _checked_pair(images_A, images_B, "IdentityMethod.transforms")
+        return G.identity_theta("affine", images_A.shape[0], dtype=torch.float32, device=images_A.device)
+
+    def masks(self, images_A: torch.Tensor, images_B: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        images_A, images_B = _checked_pair(images_A, images_B, "IdentityMethod.masks")
+        return torch.ones_like(images_A[:, :1]), torch.ones_like(images_B[:, :1])
+
+
+def _checked_pair(images_A, images_B, where: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both image batches as float ``(b, 3, H, W)`` in [0, 1] (see :func:`macos_lite.geometry.as_image_batch`:
+    uint8 and channels-last are converted; NaN and values outside [0, 1] raise ``ValueError`` naming the
+    argument)."""
+    a, _ = G.as_image_batch(images_A, "images_A", where=where)
+    b, _ = G.as_image_batch(images_B, "images_B", where=where)
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"{where}: images_A holds {a.shape[0]} images but images_B {b.shape[0]}")
+    return a, b
+
+
+class ModelMethod:
+    """A MaCoSNet in eval mode. ``kind``: ``"cascade"`` (affine -> TPS, the default) or ``"affine"``
+    (stage 1 only). Images of any size are resized to the model's input size."""
+
+    def __init__(self, model, kind: str = "cascade", name: str = "macosnet", checkpoint: str | None = None):
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        self.model, self.kind, self.name, self.checkpoint = model, kind, name, checkpoint
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.model.image_size
+
+    def _forward(self, images_A, images_B, pairs, tps: bool, masks: bool):
+        images_A, images_B = _checked_pair(images_A, images_B, f"{type(self).__name__} ({self.name})")
+        was_training = self.model.training  # evaluating mid-training must not leave the model in eval mode
+        self.model.eval()
+        try:
+            x = torch.stack((G.resize(images_A, self.image_size), G.resize(images_B, self.image_size)), 1)
+            return self.model(x, tps=tps, masks=masks, pairs=pairs)
+        finally:
+            self.model.train(was_training)
+
+    @torch.no_grad()
+    def transforms(self, images_A: torch.Tensor, images_B: torch.Tensor) -> torch.Tensor:
+        out = self._forward(images_A, images_B, [(0, 1)], tps=self.kind == "cascade", masks=False)
+        return out.theta(0, 1, self.kind).float()
+
+    @torch.no_grad()
+    def masks(self, images_A: torch.Tensor, images_B: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self._forward(images_A, images_B, [(0, 1), (1, 0)], tps=False, masks=True)
+        return torch.sigmoid(out.mask_logits_of(0).float()), torch.sigmoid(out.mask_logits_of(1).float())
+
+    @torch.no_grad()
+    def transforms_and_masks(self, images_A, images_B):
+        """Both at once (one encoder pass fewer than calling the two): ``(theta, prob_A, prob_B)``."""
+        out = self._forward(images_A, images_B, [(0, 1), (1, 0)], tps=self.kind == "cascade", masks=True)
+        return (out.theta(0, 1, self.kind).float(), torch.sigmoid(out.mask_logits_of(0).float()),
+                torch.sigmoid(out.mask_logits_of(1).float()))
+
+
+def method_from_checkpoint(path, device="cpu", kind: str = "cascade") -> ModelMethod:
+    """A :class:`ModelMethod` of the MaCoSNet saved in ``path`` (a ``macos-lite train`` checkpoint)."""
+    model = model_from_checkpoint(path, device=resolve_device(device))
+    return ModelMethod(model, kind=kind, name=Path(path).stem, checkpoint=str(path))
+
+
+def _transforms_and_masks(method, images_A, images_B):
+    if hasattr(method, "transforms_and_masks"):
+        return method.transforms_and_masks(images_A, images_B)
+    return (method.transforms(images_A, images_B), *method.masks(images_A, images_B))
+
+
+def describe_method(method, image_size) -> dict:
+    """``{"name", "kind", "image_size", "checkpoint"}`` of a method (for the JSON summary)."""
+    size = getattr(method, "image_size", None) or _square(image_size)
+    return {"name": method.name, "kind": method.kind, "image_size": [int(s) for s in size],
+            "checkpoint": getattr(method, "checkpoint", None)}
+
+
+
+def _square(image_size) -> tuple[int, int]:
+    return (int(image_size), int(image_size)) if isinstance(image_size, int) else tuple(image_size)

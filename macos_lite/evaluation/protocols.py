@@ -1,0 +1,69 @@
+"""The default protocol of every benchmark and the sentences that say how a number was computed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .common import _key
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The default protocol of a benchmark. task: ``"matching"``, ``"tss"`` (flow + co-segmentation),
+    ``"coseg"`` or ``"matching+coseg"`` (synthetic: keypoints and masks)."""
+
+    task: str
+    split: str | None = None
+    alphas: tuple[float, ...] = ()
+    normalizers: tuple[str, ...] = ()
+    direction: str = "B_to_A"
+
+
+PROTOCOLS = {
+    "pf-pascal": Protocol("matching", "test", (0.1,), ("scnet",), "B_to_A"),
+    "pf-willow": Protocol("matching", None, (0.05, 0.1, 0.15), ("kp_bbox", "scnet"), "B_to_A"),
+    "spair": Protocol("matching", "test", (0.1,), ("bbox",), "A_to_B"),
+    "synthetic": Protocol("matching+coseg", "test", (0.05, 0.1, 0.15), ("kp_bbox", "image"), "B_to_A"),
+    "tss": Protocol("tss", None, (0.05,)),
+    "internet": Protocol("coseg"),
+    "weizmann-horse": Protocol("coseg"),
+}
+
+_NORMALIZER_TEXT = {
+    "scnet": "within alpha x 224 after resizing the {img} image to 224 x 224 (SCNet/WeakAlign/MaCoSNet code)",
+    "image": "within alpha x max(H, W) of the {img} image",
+    "kp_bbox": "within alpha x the longer side of the box of the {img} image's ground-truth keypoints (PF/CNNGeo)",
+    "bbox": "within alpha x the longer side of the {img} image's object box (SPair-71k)",
+}
+
+
+def describe_matching(direction: str, normalizers, alphas) -> str:
+    """One sentence saying exactly how the keypoint PCK was computed."""
+    moved, judged = ("target (B)", "source A") if direction == "B_to_A" else ("source (A)", "target B")
+    how = "predicted map" if direction == "B_to_A" else "inverse of the predicted map"
+    img = "source" if direction == "B_to_A" else "target"
+    norms = "; ".join(f"'{n}': {_NORMALIZER_TEXT[n].format(img=img)}" for n in normalizers)
+    return (f"Keypoint PCK at alpha {', '.join(_key(a) for a in alphas)}: {moved} keypoints transferred into the "
+            f"{judged} with the {how} ({direction}), distances at the images' original resolution; a keypoint is "
+            f"correct by normaliser {norms}; only keypoints visible in both images count; PCK is the mean over "
+            f"pairs of each pair's fraction of correct keypoints (per class: over that class's pairs).")
+
+
+def describe_tss(alpha: float, mirror_flipped: bool) -> str:
+    flip = ("for pairs with flip = 1 the source is mirrored before matching and the source x-coordinates are "
+            "mapped back to the unmirrored image" if mirror_flipped else "the flip flag is ignored")
+    return (f"TSS flow PCK at alpha {_key(alpha)}: the flow is computed on the target's grid at its original "
+            f"resolution ({flip}); a pixel with ground truth is correct when its end-point error is at most "
+            f"alpha x max(H, W) of the source; mean over directed pairs per subset, 'avg' = unweighted mean of the "
+            f"subset means; also reported without the flipped pairs.")
+
+
+def describe_coseg(partners: int | None, empty_gt: str) -> str:
+    skip = "skipped in J" if empty_gt == "skip" else "scored in J (1 if the prediction is empty too, else 0)"
+    who = ("each image of a pair folder gets the mean of the probability maps of the directed pairs it appears in"
+           if partners is None else
+           f"each image is co-segmented with the next {partners} image(s) of its category in dataset order "
+           f"(cyclic) and its probability map is the mean over these partners")
+    return (f"Co-segmentation: {who}; probabilities resized bilinearly to the ground truth's resolution and "
+            f"thresholded at 0.5; P = pixel accuracy, J = foreground IoU; mean over images per class, then over "
+            f"classes; images with empty ground truth count in P and are {skip}.")
