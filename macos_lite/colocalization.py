@@ -114,8 +114,14 @@ class CoLocalization:
         return float(self.masks.float().mean())
 
     def probabilities(self, size) -> torch.Tensor:
-        """The masks as probabilities ``(N, 1, H, W)`` resized bilinearly to ``size``."""
-        return G.resize(self.masks.float().unsqueeze(1), size)
+        """The masks as probabilities ``(N, 1, H, W)`` resized bilinearly to ``size``.
+
+        A feature cell is an area (cell i of a stride-16 grid covers pixels 16 i .. 16 i + 15), so the grid is
+        resized with cell centres aligned (``align_corners=False``), not corners: corner alignment would
+        stretch the mask outwards by up to half a cell (-0.06 J on the horses).
+        """
+        size = (int(size), int(size)) if isinstance(size, int) else tuple(int(s) for s in size)
+        return F.interpolate(self.masks.float().unsqueeze(1), size=size, mode="bilinear", align_corners=False)
 
 
 def colocalize_features(features: torch.Tensor, rounds: int = DEFAULT_ROUNDS) -> CoLocalization:

@@ -18,8 +18,12 @@ from . import report
 from .data.imageio import DataError
 from .data.registry import NAMES
 from .device import cap_threads, resolve_device
-from .evaluation import (DEFAULT_IMAGE_SIZE, DIRECTIONS, KINDS, EvaluationError, IdentityMethod, evaluate_dataset,
+from .evaluation import (DEFAULT_IMAGE_SIZE, DIRECTIONS, KINDS, DDTMethod, EllipseMethod, EvaluationError,
+                         IdentityMethod, evaluate_dataset,
                          method_from_checkpoint, write_json)
+
+
+DEFAULT_PARTNERS = 3  # co-segmentation: a model's mask of an image is the mean over this many partners
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the dataset's folder (default: $MACOS_LITE_DATA/NAME, where `macos-lite download` puts it)")
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--checkpoint", type=Path, metavar="FILE", help="a checkpoint written by `macos-lite train`")
-    who.add_argument("--method", choices=("identity",), help="a baseline instead of a model")
+    who.add_argument("--method", choices=("identity", "ellipse", "ddt"),
+                     help="a reference instead of a model: identity (no motion, all-foreground mask), ellipse (a "
+                          "centred ellipse mask), ddt (training-free co-localisation of the evaluated set with the "
+                          "encoder's ImageNet features; no masks used)")
+    parser.add_argument("--refine", choices=("none", "edges"), default="none",
+                        help="co-segmentation masks of a model or ddt: none (default; the network's mask "
+                             "thresholded at 0.5) or edges (snapped to the image's colour edges by a guided filter, "
+                             f"at {DEFAULT_IMAGE_SIZE} px or more)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the summary to this JSON file")
     parser.add_argument("--split", default=None, help="pf-pascal: train/val/test; spair: trn/val/test (default: test)")
     parser.add_argument("--alpha", type=float, nargs="+", default=None, metavar="A",
@@ -46,8 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="evaluate only the first N pairs / directed TSS items / images")
     parser.add_argument("--flow-out", type=Path, default=None, metavar="DIR",
                         help="tss: also write the flows as <DIR>/<subset>/<pair>/flow<d>.flo for the official kit")
-    parser.add_argument("--partners", type=int, default=1, metavar="K",
-                        help="co-segmentation: partners per image, same category (default: 1)")
+    parser.add_argument("--partners", type=int, default=DEFAULT_PARTNERS, metavar="K",
+                        help="co-segmentation with a model: each image's mask is the mean over K partners of its "
+                             f"category (default: {DEFAULT_PARTNERS})")
     parser.add_argument("--image-size", type=int, default=None, metavar="S",
                         help=f"resize images to S x S (default: the model's, {DEFAULT_IMAGE_SIZE} for a baseline)")
     parser.add_argument("--empty-gt", choices=M.EMPTY_GT_POLICIES, default="skip",
@@ -109,10 +121,16 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--num-workers must be at least 0, got {args.num_workers}")
         device = resolve_device(args.device)
         if args.checkpoint is not None:
-            method = method_from_checkpoint(args.checkpoint, device, args.kind)
+            method = method_from_checkpoint(args.checkpoint, device, args.kind, refine=args.refine)
+        elif args.method == "ddt":
+            method = DDTMethod(refine=args.refine, device=device)
+        elif args.method == "ellipse":
+            method = EllipseMethod()
         else:
             method = IdentityMethod()
         image_size = args.image_size or getattr(method, "image_size", (DEFAULT_IMAGE_SIZE,))[0]
+        if args.image_size is None and args.refine == "edges":  # the edges of a larger image are worth following
+            image_size = max(image_size, DEFAULT_IMAGE_SIZE)
         summary = evaluate_dataset(
             args.dataset, method, root=args.data_root, split=args.split, image_size=image_size,
             alphas=args.alpha, normalizers=args.normalizer, direction=args.direction, batch_size=args.batch_size,

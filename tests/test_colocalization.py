@@ -175,3 +175,15 @@ def test_model_masks_average_the_partners_forward_pass():
             probs = [torch.sigmoid(model(torch.stack((images[p], images[t]))[None], tps=False).mask_logits[0, 0])
                      for p in ps]
             torch.testing.assert_close(got[t], torch.stack(probs).mean(0), atol=1e-5, rtol=1e-4)
+
+
+def test_grid_masks_are_resized_cell_centre_aligned():
+    from macos_lite.colocalization import CoLocalization
+
+    masks = torch.zeros(1, 4, 4, dtype=torch.bool)
+    masks[0, 1:3, 1:3] = True  # cells 1..2 of a stride-4 grid cover pixels 4..11 of a 16-pixel image
+    probs = CoLocalization(masks=masks, scores=masks.float()).probabilities(16)[0, 0]
+    expected = torch.zeros(16, dtype=torch.bool)
+    expected[4:12] = True
+    # through the middle of the block (away from its bilinearly rounded corners): exactly pixels 4..11
+    assert torch.equal(probs[8] > 0.5, expected) and torch.equal(probs[:, 8] > 0.5, expected)

@@ -2,6 +2,8 @@
 
 * :mod:`.methods` -- what gets evaluated: :class:`IdentityMethod`, :class:`ModelMethod`,
   :func:`method_from_checkpoint` (the inference adapters between a model and the protocols);
+* :mod:`.reference_masks` -- the training-free co-segmentation references: :class:`EllipseMethod`,
+  :class:`DDTMethod` (co-localisation of the evaluated set);
 * :mod:`.keypoints` -- keypoint PCK (PF-PASCAL, PF-WILLOW, SPair-71k, synthetic): :func:`evaluate_matching`;
 * :mod:`.tss` -- dense flow PCK and co-segmentation on TSS: :func:`evaluate_tss`;
 * :mod:`.cosegmentation` -- precision P and Jaccard J of masks: :func:`evaluate_cosegmentation`;
@@ -17,12 +19,13 @@ from .common import EvaluationError
 from .cosegmentation import CosegScores, evaluate_cosegmentation, partner_indices
 from .keypoints import DIRECTIONS, MatchingResult, evaluate_matching
 from .methods import DEFAULT_IMAGE_SIZE, KINDS, IdentityMethod, ModelMethod, describe_method, method_from_checkpoint
+from .reference_masks import DDTMethod, EllipseMethod, ellipse_mask
 from .protocols import PROTOCOLS, Protocol, describe_coseg, describe_matching, describe_tss
 from .summary import CachedItems, evaluate_dataset, evenly_spread, to_json, write_json
 from .tss import FlowScores, TSSResult, evaluate_tss, tss_flow
 
 __all__ = [
-    "DEFAULT_IMAGE_SIZE", "DIRECTIONS", "KINDS", "PROTOCOLS", "CachedItems", "CosegScores", "EvaluationError",
+    "DDTMethod", "DEFAULT_IMAGE_SIZE", "DIRECTIONS", "EllipseMethod", "ellipse_mask", "KINDS", "PROTOCOLS", "CachedItems", "CosegScores", "EvaluationError",
     "FlowScores", "IdentityMethod", "MatchingResult", "ModelMethod", "Protocol", "TSSResult", "describe_coseg",
     "describe_matching", "describe_method", "describe_tss", "evaluate_cosegmentation", "evaluate_dataset",
     "evaluate_matching", "evaluate_tss", "evenly_spread", "method_from_checkpoint", "partner_indices", "to_json",

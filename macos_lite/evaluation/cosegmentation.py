@@ -157,7 +157,12 @@ def evaluate_cosegmentation(method, images, partners: int = 1, empty_gt: str = "
     ``partners`` pairs whose source A is chosen by :func:`partner_indices` (from the whole dataset, also
     when ``max_images`` evaluates only the first images); its probability map is the mean over its
     partners. Scores are grouped by category.
+
+    A method with ``cosegment_set(images (N, 3, S, S), labels)`` (e.g. the training-free DDT reference) is
+    given all images of the dataset at once instead -- each category is one set -- and never their masks.
     """
+    if hasattr(method, "cosegment_set"):
+        return _evaluate_set_method(method, images, empty_gt, max_images)
     scores = CosegScores(empty_gt)
     average = _MaskAverage(scores)
     targets = range(len(images) if max_images is None else min(max_images, len(images)))
@@ -171,4 +176,21 @@ def evaluate_cosegmentation(method, images, partners: int = 1, empty_gt: str = "
                 average.add(batch["name_B"][i], batch["group"][i], prob_B[i], batch["mask_B"][i],
                             int(batch["expected"][i]))
     average.flush()
+    return scores
+
+
+def _evaluate_set_method(method, images, empty_gt: str, max_images: int | None) -> CosegScores:
+    """Score a set-level method: every image of the dataset co-segmented together with its category."""
+    scores = CosegScores(empty_gt)
+    items = [images[i] for i in range(len(images))]
+    for i, item in enumerate(items):
+        if "mask" not in item:
+            raise ValueError(f"image {i} has no ground-truth mask; co-segmentation needs a dataset with masks")
+    labels = [int(c) for c in images.labels]
+    with _naming(f"the {len(items)} images of the set"):
+        probs = method.cosegment_set(torch.stack([it["image"] for it in items]), labels)
+    scores.num_pairs = 0
+    for i in range(len(items) if max_images is None else min(max_images, len(items))):
+        with _naming(_image_name(items[i])):
+            scores.add(_image_name(items[i]), items[i]["category_name"], probs[i], items[i]["mask"])
     return scores

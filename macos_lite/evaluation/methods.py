@@ -58,10 +58,23 @@ class ModelMethod:
     """A MaCoSNet in eval mode. ``kind``: ``"cascade"`` (affine -> TPS, the default) or ``"affine"``
     (stage 1 only). Images of any size are resized to the model's input size."""
 
-    def __init__(self, model, kind: str = "cascade", name: str = "macosnet", checkpoint: str | None = None):
+    def __init__(self, model, kind: str = "cascade", name: str = "macosnet", checkpoint: str | None = None,
+                 refine: str = "none"):
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        if refine not in ("none", "edges"):
+            raise ValueError(f"refine must be 'none' or 'edges', got {refine!r}")
         self.model, self.kind, self.name, self.checkpoint = model, kind, name, checkpoint
+        self.refine = refine
+
+    def _probs(self, logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """Mask probabilities at the input images' size; ``refine="edges"``: along their edges (guided filter)."""
+        probs = G.resize(torch.sigmoid(logits.float()), images.shape[-2:])
+        if self.refine == "edges":
+            from ..colocalization import edge_refine
+
+            probs = edge_refine(images.float(), probs)
+        return probs
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -85,20 +98,20 @@ class ModelMethod:
     @torch.no_grad()
     def masks(self, images_A: torch.Tensor, images_B: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self._forward(images_A, images_B, [(0, 1), (1, 0)], tps=False, masks=True)
-        return torch.sigmoid(out.mask_logits_of(0).float()), torch.sigmoid(out.mask_logits_of(1).float())
+        return self._probs(out.mask_logits_of(0), images_A), self._probs(out.mask_logits_of(1), images_B)
 
     @torch.no_grad()
     def transforms_and_masks(self, images_A, images_B):
         """Both at once (one encoder pass fewer than calling the two): ``(theta, prob_A, prob_B)``."""
         out = self._forward(images_A, images_B, [(0, 1), (1, 0)], tps=self.kind == "cascade", masks=True)
-        return (out.theta(0, 1, self.kind).float(), torch.sigmoid(out.mask_logits_of(0).float()),
-                torch.sigmoid(out.mask_logits_of(1).float()))
+        return (out.theta(0, 1, self.kind).float(), self._probs(out.mask_logits_of(0), images_A),
+                self._probs(out.mask_logits_of(1), images_B))
 
 
-def method_from_checkpoint(path, device="cpu", kind: str = "cascade") -> ModelMethod:
+def method_from_checkpoint(path, device="cpu", kind: str = "cascade", refine: str = "none") -> ModelMethod:
     """A :class:`ModelMethod` of the MaCoSNet saved in ``path`` (a ``macos-lite train`` checkpoint)."""
     model = model_from_checkpoint(path, device=resolve_device(device))
-    return ModelMethod(model, kind=kind, name=Path(path).stem, checkpoint=str(path))
+    return ModelMethod(model, kind=kind, name=Path(path).stem, checkpoint=str(path), refine=refine)
 
 
 def _transforms_and_masks(method, images_A, images_B):
@@ -111,7 +124,7 @@ def describe_method(method, image_size) -> dict:
     """``{"name", "kind", "image_size", "checkpoint"}`` of a method (for the JSON summary)."""
     size = getattr(method, "image_size", None) or _square(image_size)
     return {"name": method.name, "kind": method.kind, "image_size": [int(s) for s in size],
-            "checkpoint": getattr(method, "checkpoint", None)}
+            "checkpoint": getattr(method, "checkpoint", None), "refine": getattr(method, "refine", "none")}
 
 
 

@@ -58,12 +58,20 @@ def describe_tss(alpha: float, mirror_flipped: bool) -> str:
             f"subset means; also reported without the flipped pairs.")
 
 
-def describe_coseg(partners: int | None, empty_gt: str) -> str:
+def describe_coseg(partners: int | None, empty_gt: str, method=None) -> str:
+    """One sentence saying exactly how P and J were computed (``method``: the evaluated method, if any)."""
     skip = "skipped in J" if empty_gt == "skip" else "scored in J (1 if the prediction is empty too, else 0)"
-    who = ("each image of a pair folder gets the mean of the probability maps of the directed pairs it appears in"
-           if partners is None else
-           f"each image is co-segmented with the next {partners} image(s) of its category in dataset order "
-           f"(cyclic) and its probability map is the mean over these partners")
+    if method is not None and hasattr(method, "cosegment_set") and partners is not None:
+        who = ("the method co-segments each category's images as one set: it sees all evaluated images of the "
+               "category at once (never their masks) and returns a probability map per image")
+    elif partners is None:
+        who = "each image of a pair folder gets the mean of the probability maps of the directed pairs it appears in"
+    else:
+        who = (f"each image is co-segmented with the next {partners} image(s) of its category in dataset order "
+               f"(cyclic) and its probability map is the mean over these partners")
+    if getattr(method, "refine", "none") == "edges":
+        who += ("; each probability map is snapped to the image's colour edges by a guided filter (radius 1/8 of "
+                "the image side, eps 0.01) before averaging")
     return (f"Co-segmentation: {who}; probabilities resized bilinearly to the ground truth's resolution and "
             f"thresholded at 0.5; P = pixel accuracy, J = foreground IoU; mean over images per class, then over "
             f"classes; images with empty ground truth count in P and are {skip}.")

@@ -67,16 +67,16 @@ def evaluate_dataset(name: str, method, root=None, split: str | None = None, ima
             seg = evaluate_cosegmentation(method, _images_of(data), partners, empty_gt,
                                           max_images=len(data) if max_pairs is None else max_pairs, **run).summary()
             out.update(precision=seg["precision"], jaccard=seg["jaccard"], cosegmentation=seg)
-            protocol.append(describe_coseg(partners, empty_gt))
+            protocol.append(describe_coseg(partners, empty_gt, method))
     elif proto.task == "tss":
         result = evaluate_tss(method, _first(data, max_pairs), alphas[0], flow_out=flow_out, empty_gt=empty_gt,
                               **run)
         out.update(result.summary())
-        protocol = [describe_tss(alphas[0], True), describe_coseg(None, empty_gt)]
+        protocol = [describe_tss(alphas[0], True), describe_coseg(None, empty_gt, method)]
     else:
         seg = evaluate_cosegmentation(method, data, partners, empty_gt, max_images=max_pairs, **run)
         out.update(seg.summary())
-        protocol = [describe_coseg(partners, empty_gt)]
+        protocol = [describe_coseg(partners, empty_gt, method)]
     out["protocol"] = " ".join(protocol)
     out["warnings"] = list(out.get("warnings", []))
     out["paper"] = [t.to_dict() for t in paper.tables_for(name)]
