@@ -6,15 +6,15 @@ import pytest
 import torch
 
 from macos_lite.backbones import build_perceptual
-from macos_lite.losses import LossConfig, MaCoSLoss
+from macos_lite.losses import PAPER_WEIGHTS, LossConfig, MaCoSLoss
 from macos_lite.model import MaCoSNet
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
 def joint(model, perceptual, images, dtype=None):
-    """Total loss, its terms and the gradients of one joint step (all five losses, triplets)."""
-    loss = MaCoSLoss(LossConfig(), perceptual)
+    """Total loss, its terms and the gradients of one joint step (the paper's five losses, triplets)."""
+    loss = MaCoSLoss(LossConfig(weights=PAPER_WEIGHTS), perceptual)
     model.zero_grad(set_to_none=True)
     with torch.autocast(images.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         out = model(images)

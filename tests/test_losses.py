@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from macos_lite import geometry as G
-from macos_lite.losses import (LossConfig, MaCoSLoss, contrastive_terms, correspondence_mask, cycle_loss,
+from macos_lite.losses import (COSEG_TERMS, DEFAULT_WEIGHTS, PAPER_WEIGHTS, RECIPES, LossConfig, MaCoSLoss, ablation,
+                               contrastive_terms, correspondence_mask, cycle_loss,
                                matching_score, object_background, task_loss, transitivity_loss, warped_mask_bce)
 from macos_lite.model import MaCoSOutput
 
@@ -215,14 +216,37 @@ def test_task_loss_both_directions():
 
 # --- the objective ----------------------------------------------------------------------------------
 
+class _PriorOnlyOutput:
+    """A stand-in model output for the configuration checks (never reaches a loss computation)."""
+
+    mask_logits = torch.zeros(2, 1, 1, 8, 8)
+    pairs = [(0, 1), (1, 0)]
+    theta_tps = None
+
+
+def test_recipes_and_ablations():
+    assert LossConfig().weights == DEFAULT_WEIGHTS and DEFAULT_WEIGHTS["prior"] > 0
+    assert PAPER_WEIGHTS["prior"] == 0 and PAPER_WEIGHTS["contrast"] == PAPER_WEIGHTS["task"] == 1.0
+    # "w/o co-seg": no co-segmentation term of either recipe and no mask weighting; "w/o matching": no matcher
+    for recipe in RECIPES:
+        without_coseg = LossConfig(**ablation("w/o co-seg", recipe))
+        assert not any(without_coseg.active(t) for t in COSEG_TERMS) and not without_coseg.needs_masks
+        without_matching = LossConfig(**ablation("w/o matching", recipe))
+        assert not any(without_matching.active(t) for t in ("matching", "cycle", "trans", "task"))
+    assert LossConfig(**ablation("w/o matching", "paper")).weights["contrast"] == 1.0
+    assert LossConfig(**ablation("w/o matching", "ours")).weights["prior"] == 1.0
+
+
 def test_objective_switches_terms_off_and_rejects_bad_config():
     cfg = LossConfig(weights={"matching": 1.0, "cycle": 0.5})
-    assert cfg.weights == {"matching": 1.0, "cycle": 0.5, "trans": 0.0, "contrast": 0.0, "task": 0.0}
+    assert cfg.weights == {"matching": 1.0, "cycle": 0.5, "trans": 0.0, "contrast": 0.0, "task": 0.0, "prior": 0.0}
     assert not cfg.needs_triplets
     with pytest.raises(ValueError, match="unknown loss terms"):
         LossConfig(weights={"matchng": 1.0})
     with pytest.raises(ValueError, match="perceptual"):
-        MaCoSLoss(LossConfig())
+        MaCoSLoss(LossConfig(weights=PAPER_WEIGHTS))
+    with pytest.raises(ValueError, match="pseudo-masks"):  # the default recipe's prior needs its targets
+        MaCoSLoss(LossConfig(weights={"prior": 1.0}))(_PriorOnlyOutput(), torch.zeros(1, 2, 3, 8, 8))
 
 
 def test_full_objective_gradients_reach_model_but_not_frozen_parts():
@@ -231,10 +255,11 @@ def test_full_objective_gradients_reach_model_but_not_frozen_parts():
 
     model = MaCoSNet("lite", image_size=64, pretrained=False, backbone_mode="frozen")
     f = build_perceptual("lite", pretrained=False)
-    loss = MaCoSLoss(LossConfig(), f)
+    loss = MaCoSLoss(LossConfig(weights={**PAPER_WEIGHTS, "prior": 1.0}), f)
     images = torch.rand(2, 3, 3, 64, 64)
-    total, terms = loss(model(images), images)
-    assert set(terms) == {"matching", "cycle", "trans", "contrast", "task"}
+    pseudo = (torch.rand(2, 3, 1, 64, 64) > 0.5).float()
+    total, terms = loss(model(images), images, pseudo)
+    assert set(terms) == {"matching", "cycle", "trans", "contrast", "task", "prior"}
     total.backward()
     params = dict(model.named_parameters())
     assert params["decoder.up8.0.weight"].grad.abs().sum() > 0

@@ -72,8 +72,8 @@ def test_nan_stops_with_step_and_term(tmp_path, monkeypatch):
     trainer = Trainer(tiny(tmp_path, pretrain_steps=0, loss=LossConfig(weights={"matching": 1.0, "cycle": 1.0})))
     original = trainer.criterion.forward
 
-    def poisoned(out, images):
-        total, terms = original(out, images)
+    def poisoned(out, images, pseudo_masks=None):
+        total, terms = original(out, images, pseudo_masks)
         terms["cycle"] = terms["cycle"] * float("nan")
         return total, terms
 
