@@ -4,6 +4,12 @@ Each encoder takes images in ``[0, 1]`` (``(B, 3, H, W)``), applies its own Imag
 and returns a list of feature maps at strides 2, 4, 8 and 16; the stride-16 map feeds the
 correlation layer, the earlier ones feed the decoder's skip connections.
 
+``output_stride=8`` makes the last map a stride-8 one with the same weights: the stride-2 convolution
+that starts the stride-16 stage runs at stride 1 and the convolutions after it are dilated by 2 (the
+"atrous" trick of DeepLab; timm's ``output_stride`` for Lite0, torchvision's
+``replace_stride_with_dilation`` for ResNet-101). The same semantic features then come on a grid
+twice as fine (16 x 16 instead of 8 x 8 at 128 px), for four times the cost of that stage.
+
 | name        | weights                                   | channels (s2, s4, s8, s16) | s16 grid at 240 px |
 |-------------|-------------------------------------------|----------------------------|--------------------|
 | `lite`      | EfficientNet-Lite0, ImageNet, offline     | 16, 24, 40, 112            | 15 x 15            |
@@ -48,7 +54,7 @@ class Encoder(nn.Module):
     """Base class: ``forward(images) -> [f_s2, f_s4, f_s8, f_s16]`` with a training ``mode``."""
 
     channels: tuple[int, int, int, int]
-    stride = 16
+    stride = 16  # of the last map: 16, or 8 when built with output_stride=8
 
     def __init__(self):
         super().__init__()
@@ -77,21 +83,32 @@ class Encoder(nn.Module):
             raise ValueError(f"images must be at least 32x32 pixels (stride 16 features), got {tuple(images.shape[-2:])}")
 
 
+def _check_stride(output_stride: int) -> int:
+    if int(output_stride) not in (8, 16):
+        raise ValueError(f"output_stride must be 16 (the reference) or 8 (dilated last stage), got {output_stride}")
+    return int(output_stride)
+
+
 class LiteEncoder(Encoder):
-    """EfficientNet-Lite0 (timm ``tf_efficientnet_lite0``) cut after its stride-16 stage."""
+    """EfficientNet-Lite0 (timm ``tf_efficientnet_lite0``) cut after its stride-16 stage.
+
+    output_stride: 16 (the last map is 112 x H/16 x W/16) or 8 (the stride-16 stages dilated: 112 x H/8 x W/8,
+    same weights).
+    """
 
     channels = (16, 24, 40, 112)
 
-    def __init__(self, pretrained: bool = True, mode: str = "finetune"):
+    def __init__(self, pretrained: bool = True, mode: str = "finetune", output_stride: int = 16):
         super().__init__()
         import timm
 
+        self.stride = _check_stride(output_stride)
         self.normalize = _Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # the TF-Lite preprocessing
-        net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+        net = timm.create_model("tf_efficientnet_lite0", pretrained=False, output_stride=self.stride)
         if pretrained:
             net.load_state_dict(lite_imagenet_state_dict(net))
         self.stem = nn.Sequential(net.conv_stem, net.bn1)
-        self.blocks = net.blocks[:5]  # stages 0..4 end at strides 2, 4, 8, 16, 16
+        self.blocks = net.blocks[:5]  # stages 0..4 end at strides 2, 4, 8, 16 (or 8), 16 (or 8)
         self.set_mode(mode)
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
@@ -133,15 +150,18 @@ class ResNet101Encoder(Encoder):
 
     weights: ``"imagenet"`` (torchvision's V1 weights, downloaded by torchvision when online),
     a path to a local ``.pth`` state dict, or None (random initialisation, e.g. for tests).
+    output_stride: 16, or 8 (layer3 dilated instead of strided).
     """
 
     channels = (64, 256, 512, 1024)
 
-    def __init__(self, weights: str | Path | None = "imagenet", mode: str = "finetune"):
+    def __init__(self, weights: str | Path | None = "imagenet", mode: str = "finetune", output_stride: int = 16):
         super().__init__()
         import torchvision
 
-        net = torchvision.models.resnet101(weights=None)
+        self.stride = _check_stride(output_stride)
+        net = torchvision.models.resnet101(weights=None,
+                                           replace_stride_with_dilation=[False, self.stride == 8, False])
         _load_torchvision_weights(net, weights, "ResNet101_Weights")
         self.normalize = _Normalize(IMAGENET_MEAN, IMAGENET_STD)
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu)
@@ -249,13 +269,14 @@ def register_backbone(name: str, encoder: Callable[..., Encoder], perceptual: Ca
 
 register_backbone(
     "lite",
-    lambda pretrained=True, mode="finetune": LiteEncoder(pretrained=bool(pretrained), mode=mode),
+    lambda pretrained=True, mode="finetune", output_stride=16: LiteEncoder(pretrained=bool(pretrained), mode=mode,
+                                                                          output_stride=output_stride),
     lambda pretrained=True: lite_perceptual(bool(pretrained)),
 )
 register_backbone(
     "resnet101",
-    lambda pretrained=True, mode="finetune": ResNet101Encoder(
-        weights=_weights_arg(pretrained), mode=mode),
+    lambda pretrained=True, mode="finetune", output_stride=16: ResNet101Encoder(
+        weights=_weights_arg(pretrained), mode=mode, output_stride=output_stride),
     lambda pretrained=True: resnet50_perceptual(_weights_arg(pretrained)),
 )
 
@@ -270,11 +291,14 @@ def available_backbones() -> tuple[str, ...]:
     return tuple(_ENCODERS)
 
 
-def build_encoder(name: str = "lite", pretrained=True, mode: str = "finetune") -> Encoder:
-    """The encoder E by name. ``pretrained``: True (ImageNet), False (random) or a local weights path."""
+def build_encoder(name: str = "lite", pretrained=True, mode: str = "finetune", output_stride: int = 16) -> Encoder:
+    """The encoder E by name. ``pretrained``: True (ImageNet), False (random) or a local weights path;
+    ``output_stride``: 16 or 8 of the last feature map (see the module docstring)."""
     if name not in _ENCODERS:
         raise ValueError(f"unknown backbone {name!r}; available: {available_backbones()}")
-    return _ENCODERS[name](pretrained=pretrained, mode=mode)
+    if int(output_stride) == 16:  # encoders registered by others need not know the option
+        return _ENCODERS[name](pretrained=pretrained, mode=mode)
+    return _ENCODERS[name](pretrained=pretrained, mode=mode, output_stride=_check_stride(output_stride))
 
 
 def build_perceptual(name: str = "lite", pretrained=True) -> PerceptualNet:

@@ -37,6 +37,10 @@ class Preset:
     num_val_pairs: int
     num_test_pairs: int
     num_workers: int
+    pretrain_schedule: str = "constant"  # pre-training learning rate: "constant" or "cosine" (warm-up, decay to 0)
+    pretrain_warmup: int = 0  # linear warm-up steps of the "cosine" pre-training schedule
+    pretrain_grad_clip: float = 10.0  # gradient-norm clip during pre-training
+    feature_stride: int = 16  # of the correlated features: 16 (the paper's) or 8 (dilated last stage)
 
     def to_dict(self) -> dict:
         return asdict(self)
