@@ -90,7 +90,10 @@ def loss_config_from_args(args) -> LossConfig:
 
 
 def run(args) -> int:
+    from .device import cap_threads
     from .training import TrainConfig, Trainer
+
+    cap_threads()  # $MACOS_LITE_THREADS: oversubscribed threads on a shared machine are many times slower
 
     fields = ("dataset", "data_root", "preset", "out", "backbone", "backbone_mode", "image_size", "batch_size",
               "epochs", "steps_per_epoch", "lr", "pretrain_steps", "pretrain_lr", "pretrain_schedule",
