@@ -17,7 +17,9 @@ twice as fine (16 x 16 instead of 8 x 8 at 128 px), for four times the cost of t
 
 Training modes (SPEC 1.7): ``"frozen"`` (no gradients, BN statistics fixed), ``"finetune"`` (all
 trainable, BN statistics updated) and ``"frozen_bn"`` (weights trainable, BN running statistics fixed
-as in WeakAlign/MaCoSNet training).
+as in WeakAlign/MaCoSNet training); and ``"last_stage"``: only the last stage before the correlated map
+trains (Lite0: the 112-channel stage; ResNet-101: the last three bottlenecks of layer3), BN statistics
+fixed -- a cheap way to adapt the features on a CPU.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import torch.nn.functional as F
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-MODES = ("frozen", "finetune", "frozen_bn")
+MODES = ("frozen", "finetune", "frozen_bn", "last_stage")
 
 
 def l2_normalize(features: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -65,12 +67,19 @@ class Encoder(nn.Module):
             raise ValueError(f"unknown backbone mode {mode!r}; expected one of {MODES}")
         self.mode = mode
         for p in self.parameters():
-            p.requires_grad_(mode != "frozen")
+            p.requires_grad_(mode not in ("frozen", "last_stage"))
+        if mode == "last_stage":
+            for p in self.last_stage().parameters():
+                p.requires_grad_(True)
         return self.train(self.training)
+
+    def last_stage(self) -> nn.Module:
+        """The module that ``"last_stage"`` mode trains."""
+        raise NotImplementedError(f"{type(self).__name__} does not name its last stage")
 
     def train(self, mode: bool = True) -> "Encoder":
         super().train(mode)
-        if self.mode in ("frozen", "frozen_bn"):
+        if self.mode in ("frozen", "frozen_bn", "last_stage"):
             for m in self.modules():
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.eval()  # keep running statistics fixed
@@ -110,6 +119,9 @@ class LiteEncoder(Encoder):
         self.stem = nn.Sequential(net.conv_stem, net.bn1)
         self.blocks = net.blocks[:5]  # stages 0..4 end at strides 2, 4, 8, 16 (or 8), 16 (or 8)
         self.set_mode(mode)
+
+    def last_stage(self) -> nn.Module:
+        return self.blocks[4]
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         self._check(images)
@@ -168,6 +180,9 @@ class ResNet101Encoder(Encoder):
         self.pool = net.maxpool
         self.layer1, self.layer2, self.layer3 = net.layer1, net.layer2, net.layer3
         self.set_mode(mode)
+
+    def last_stage(self) -> nn.Module:
+        return self.layer3[-3:]
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         self._check(images)

@@ -19,7 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "stopping; start from --init-weights WeakAlign); explicit options still override")
     p.add_argument("--out", help="run folder for checkpoints and logs (default runs/train-<dataset>-<time>)")
     p.add_argument("--backbone", choices=("lite", "resnet101"))
-    p.add_argument("--backbone-mode", choices=("frozen", "finetune", "frozen_bn"))
+    p.add_argument("--backbone-mode", choices=("frozen", "finetune", "frozen_bn", "last_stage"))
+    p.add_argument("--pretrain-backbone-mode", choices=("frozen", "last_stage"),
+                   help="the encoder during pre-training: frozen (default) or its last stage trained, BN fixed")
     p.add_argument("--backbone-weights", help="local ImageNet weights file for resnet101 (default: torchvision's)")
     p.add_argument("--image-size", type=int)
     p.add_argument("--batch-size", type=int)
@@ -97,7 +99,7 @@ def run(args) -> int:
 
     fields = ("dataset", "data_root", "preset", "out", "backbone", "backbone_mode", "image_size", "batch_size",
               "epochs", "steps_per_epoch", "lr", "pretrain_steps", "pretrain_lr", "pretrain_schedule",
-              "pretrain_warmup", "pretrain_grad_clip", "pretrain_images", "feature_stride", "val_fraction", "tuple_size", "augment", "val_dataset", "val_root",
+              "pretrain_warmup", "pretrain_grad_clip", "pretrain_images", "pretrain_backbone_mode", "feature_stride", "val_fraction", "tuple_size", "augment", "val_dataset", "val_root",
               "val_pairs", "early_stop_drop", "init_weights", "device", "amp", "compile", "num_workers", "seed",
               "max_steps", "checkpoint_every", "resume")
     from .training import reference_recipe

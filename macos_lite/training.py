@@ -49,7 +49,7 @@ from .evaluate import ModelMethod, evaluate_matching
 from .losses import LossConfig, MaCoSLoss
 from .model import MaCoSNet
 from .presets import get_preset
-from .pretrain import pretrain_loss
+from .pretrain import lr_schedule, pretrain_loss
 
 # which PCK normaliser a dataset's validation uses (the benchmark's own protocol)
 VAL_NORMALIZER = {"synthetic": "image", "pf-pascal": "scnet", "pf-willow": "kp_bbox", "spair": "bbox"}
@@ -80,6 +80,7 @@ class TrainConfig:
     pretrain_schedule: str | None = None  # "cosine": linear warm-up, then cosine decay to 0; or "constant"
     pretrain_warmup: int | None = None  # warm-up steps of the cosine pre-training schedule
     pretrain_grad_clip: float | None = None
+    pretrain_backbone_mode: str = "frozen"  # the encoder during pre-training: "frozen" or "last_stage"
     pretrain_images: str | None = None  # None: default pool (module docstring); a folder; or names joined by '+'
     feature_stride: int | None = None  # 16 (the paper's) or 8 (dilated last stage: a grid twice as fine)
     backbone_lr_scale: float = 0.1
@@ -387,17 +388,9 @@ class Trainer:
         ``pretrain_lr * (1 + cos(pi t)) / 2`` with t from 0 (end of warm-up) to 1 (end of pre-training).
         Weak phase: ``lr``, constant or cosine-decayed over the weak steps."""
         cfg = self.cfg
-        if step < cfg.pretrain_steps:
-            peak = cfg.pretrain_lr / cfg.lr
-            if cfg.pretrain_schedule == "constant":
-                return peak
-            if cfg.pretrain_schedule != "cosine":
-                raise ValueError(f"pretrain_schedule must be 'constant' or 'cosine', got {cfg.pretrain_schedule!r}")
-            warm = min(cfg.pretrain_warmup, cfg.pretrain_steps - 1)
-            if step < warm:
-                return peak * (step + 1) / (warm + 1)
-            t = (step - warm) / max(1, cfg.pretrain_steps - warm)
-            return peak * 0.5 * (1 + math.cos(math.pi * t))
+        if step < cfg.pretrain_steps:  # pretrain.lr_schedule
+            return cfg.pretrain_lr / cfg.lr * lr_schedule(step, cfg.pretrain_steps, cfg.pretrain_schedule,
+                                                          cfg.pretrain_warmup)
         if cfg.scheduler == "constant":
             return 1.0
         t = (step - cfg.pretrain_steps) / max(1, self.total_steps - cfg.pretrain_steps)
@@ -468,8 +461,9 @@ class Trainer:
                     f"the last good checkpoint is {self.out / 'last.pt'}")
 
     def _set_phase_modes(self, phase: str) -> None:
-        """Pre-training regresses G on frozen features; the weak phase uses the configured backbone mode."""
-        self.model.encoder.set_mode("frozen" if phase == "pretrain" else self.cfg.backbone_mode)
+        """Pre-training regresses G on frozen features (or adapts the encoder's last stage,
+        ``pretrain_backbone_mode="last_stage"``); the weak phase uses the configured backbone mode."""
+        self.model.encoder.set_mode(self.cfg.pretrain_backbone_mode if phase == "pretrain" else self.cfg.backbone_mode)
         self.model.train()
 
     def train_step(self, step: int, batch) -> dict:
