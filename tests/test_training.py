@@ -205,3 +205,21 @@ def test_scheduled_pretraining_on_real_photographs_lowers_the_grid_loss(tmp_path
     windows = [sum(losses[i:i + 20]) / 20 for i in range(0, 80, 20)]
     assert all(a > b for a, b in zip(windows, windows[1:])), windows
     assert windows[-1] < 0.8 * windows[0], windows
+
+
+def test_default_pretraining_pool_adds_real_photographs_but_no_evaluated_benchmark(tmp_path, monkeypatch):
+    from macos_lite.data.pool import pool_sources
+
+    for name in ("weizmann-horse", "tss", "pf-pascal", "photos"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "a.jpg").write_bytes(b"x")
+    monkeypatch.setenv("MACOS_LITE_SHARED_DATA", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("MACOS_LITE_DATA", str(tmp_path / "elsewhere"))
+    assert pool_sources(None, ["pf-willow"], tmp_path) == [("pf-willow", None), ("weizmann-horse", tmp_path / "weizmann-horse")]
+    assert pool_sources(None, ["synthetic"], tmp_path) == [("synthetic", None)]  # synthetic runs keep their images
+    assert pool_sources("pf-willow+tss", ["pf-willow"], tmp_path) == [("pf-willow", None), ("tss", tmp_path / "tss")]
+    assert pool_sources(str(tmp_path / "photos"), ["pf-willow"], tmp_path) == [("folder", tmp_path / "photos")]
+    with pytest.raises(ValueError, match="neither a folder nor a real dataset"):
+        pool_sources("pf-willow+holiday-snaps", ["pf-willow"], tmp_path)
+    with pytest.raises(FileNotFoundError, match="spair"):
+        pool_sources("spair", ["pf-willow"], tmp_path)
