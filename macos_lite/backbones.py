@@ -4,14 +4,22 @@ Each encoder takes images in ``[0, 1]`` (``(B, 3, H, W)``), applies its own Imag
 and returns a list of feature maps at strides 2, 4, 8 and 16; the stride-16 map feeds the
 correlation layer, the earlier ones feed the decoder's skip connections.
 
+``output_stride=8`` makes the last map a stride-8 one with the same weights: the stride-2 convolution
+that starts the stride-16 stage runs at stride 1 and the convolutions after it are dilated by 2 (the
+"atrous" trick of DeepLab; timm's ``output_stride`` for Lite0, torchvision's
+``replace_stride_with_dilation`` for ResNet-101). The same semantic features then come on a grid
+twice as fine (16 x 16 instead of 8 x 8 at 128 px), for four times the cost of that stage.
+
 | name        | weights                                   | channels (s2, s4, s8, s16) | s16 grid at 240 px |
 |-------------|-------------------------------------------|----------------------------|--------------------|
 | `lite`      | EfficientNet-Lite0, ImageNet, offline     | 16, 24, 40, 112            | 15 x 15            |
 | `resnet101` | torchvision ResNet-101 to layer3 (paper)  | 64, 256, 512, 1024         | 15 x 15            |
 
-Training modes (docs/differences.md D13): ``"frozen"`` (no gradients, BN statistics fixed),
-``"finetune"`` (all trainable, BN statistics updated) and ``"frozen_bn"`` (weights trainable, BN running statistics fixed
-as in WeakAlign/MaCoSNet training).
+Training modes (docs/differences.md D13): ``"frozen"`` (no gradients, BN statistics fixed), ``"finetune"`` (all
+trainable, BN statistics updated) and ``"frozen_bn"`` (weights trainable, BN running statistics fixed
+as in WeakAlign/MaCoSNet training); and ``"last_stage"``: only the last stage before the correlated map
+trains (Lite0: the 112-channel stage; ResNet-101: the last three bottlenecks of layer3), BN statistics
+fixed -- a cheap way to adapt the features on a CPU.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import torch.nn.functional as F
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-MODES = ("frozen", "finetune", "frozen_bn")
+MODES = ("frozen", "finetune", "frozen_bn", "last_stage")
 
 
 def l2_normalize(features: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -48,7 +56,7 @@ class Encoder(nn.Module):
     """Base class: ``forward(images) -> [f_s2, f_s4, f_s8, f_s16]`` with a training ``mode``."""
 
     channels: tuple[int, int, int, int]
-    stride = 16
+    stride = 16  # of the last map: 16, or 8 when built with output_stride=8
 
     def __init__(self):
         super().__init__()
@@ -59,12 +67,19 @@ class Encoder(nn.Module):
             raise ValueError(f"unknown backbone mode {mode!r}; expected one of {MODES}")
         self.mode = mode
         for p in self.parameters():
-            p.requires_grad_(mode != "frozen")
+            p.requires_grad_(mode not in ("frozen", "last_stage"))
+        if mode == "last_stage":
+            for p in self.last_stage().parameters():
+                p.requires_grad_(True)
         return self.train(self.training)
+
+    def last_stage(self) -> nn.Module:
+        """The module that ``"last_stage"`` mode trains."""
+        raise NotImplementedError(f"{type(self).__name__} does not name its last stage")
 
     def train(self, mode: bool = True) -> "Encoder":
         super().train(mode)
-        if self.mode in ("frozen", "frozen_bn"):
+        if self.mode in ("frozen", "frozen_bn", "last_stage"):
             for m in self.modules():
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.eval()  # keep running statistics fixed
@@ -77,22 +92,36 @@ class Encoder(nn.Module):
             raise ValueError(f"images must be at least 32x32 pixels (stride 16 features), got {tuple(images.shape[-2:])}")
 
 
+def _check_stride(output_stride: int) -> int:
+    if int(output_stride) not in (8, 16):
+        raise ValueError(f"output_stride must be 16 (the reference) or 8 (dilated last stage), got {output_stride}")
+    return int(output_stride)
+
+
 class LiteEncoder(Encoder):
-    """EfficientNet-Lite0 (timm ``tf_efficientnet_lite0``) cut after its stride-16 stage."""
+    """EfficientNet-Lite0 (timm ``tf_efficientnet_lite0``) cut after its stride-16 stage.
+
+    output_stride: 16 (the last map is 112 x H/16 x W/16) or 8 (the stride-16 stages dilated: 112 x H/8 x W/8,
+    same weights).
+    """
 
     channels = (16, 24, 40, 112)
 
-    def __init__(self, pretrained: bool = True, mode: str = "finetune"):
+    def __init__(self, pretrained: bool = True, mode: str = "finetune", output_stride: int = 16):
         super().__init__()
         import timm
 
+        self.stride = _check_stride(output_stride)
         self.normalize = _Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # the TF-Lite preprocessing
-        net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+        net = timm.create_model("tf_efficientnet_lite0", pretrained=False, output_stride=self.stride)
         if pretrained:
             net.load_state_dict(lite_imagenet_state_dict(net))
         self.stem = nn.Sequential(net.conv_stem, net.bn1)
-        self.blocks = net.blocks[:5]  # stages 0..4 end at strides 2, 4, 8, 16, 16
+        self.blocks = net.blocks[:5]  # stages 0..4 end at strides 2, 4, 8, 16 (or 8), 16 (or 8)
         self.set_mode(mode)
+
+    def last_stage(self) -> nn.Module:
+        return self.blocks[4]
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         self._check(images)
@@ -133,21 +162,27 @@ class ResNet101Encoder(Encoder):
 
     weights: ``"imagenet"`` (torchvision's V1 weights, downloaded by torchvision when online),
     a path to a local ``.pth`` state dict, or None (random initialisation, e.g. for tests).
+    output_stride: 16, or 8 (layer3 dilated instead of strided).
     """
 
     channels = (64, 256, 512, 1024)
 
-    def __init__(self, weights: str | Path | None = "imagenet", mode: str = "finetune"):
+    def __init__(self, weights: str | Path | None = "imagenet", mode: str = "finetune", output_stride: int = 16):
         super().__init__()
         import torchvision
 
-        net = torchvision.models.resnet101(weights=None)
+        self.stride = _check_stride(output_stride)
+        net = torchvision.models.resnet101(weights=None,
+                                           replace_stride_with_dilation=[False, self.stride == 8, False])
         _load_torchvision_weights(net, weights, "ResNet101_Weights")
         self.normalize = _Normalize(IMAGENET_MEAN, IMAGENET_STD)
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu)
         self.pool = net.maxpool
         self.layer1, self.layer2, self.layer3 = net.layer1, net.layer2, net.layer3
         self.set_mode(mode)
+
+    def last_stage(self) -> nn.Module:
+        return self.layer3[-3:]
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         self._check(images)
@@ -249,13 +284,14 @@ def register_backbone(name: str, encoder: Callable[..., Encoder], perceptual: Ca
 
 register_backbone(
     "lite",
-    lambda pretrained=True, mode="finetune": LiteEncoder(pretrained=bool(pretrained), mode=mode),
+    lambda pretrained=True, mode="finetune", output_stride=16: LiteEncoder(pretrained=bool(pretrained), mode=mode,
+                                                                          output_stride=output_stride),
     lambda pretrained=True: lite_perceptual(bool(pretrained)),
 )
 register_backbone(
     "resnet101",
-    lambda pretrained=True, mode="finetune": ResNet101Encoder(
-        weights=_weights_arg(pretrained), mode=mode),
+    lambda pretrained=True, mode="finetune", output_stride=16: ResNet101Encoder(
+        weights=_weights_arg(pretrained), mode=mode, output_stride=output_stride),
     lambda pretrained=True: resnet50_perceptual(_weights_arg(pretrained)),
 )
 
@@ -270,11 +306,14 @@ def available_backbones() -> tuple[str, ...]:
     return tuple(_ENCODERS)
 
 
-def build_encoder(name: str = "lite", pretrained=True, mode: str = "finetune") -> Encoder:
-    """The encoder E by name. ``pretrained``: True (ImageNet), False (random) or a local weights path."""
+def build_encoder(name: str = "lite", pretrained=True, mode: str = "finetune", output_stride: int = 16) -> Encoder:
+    """The encoder E by name. ``pretrained``: True (ImageNet), False (random) or a local weights path;
+    ``output_stride``: 16 or 8 of the last feature map (see the module docstring)."""
     if name not in _ENCODERS:
         raise ValueError(f"unknown backbone {name!r}; available: {available_backbones()}")
-    return _ENCODERS[name](pretrained=pretrained, mode=mode)
+    if int(output_stride) == 16:  # encoders registered by others need not know the option
+        return _ENCODERS[name](pretrained=pretrained, mode=mode)
+    return _ENCODERS[name](pretrained=pretrained, mode=mode, output_stride=_check_stride(output_stride))
 
 
 def build_perceptual(name: str = "lite", pretrained=True) -> PerceptualNet:

@@ -4,7 +4,8 @@ co-segmentation decoder D in one module.
 For a tuple of T images (a pair, T = 2, or a triplet, T = 3) the forward pass handles every ordered
 pair (s, t), s != t, at once:
 
-1. ``f = E(images)`` -- one encoder call for all images; stride-16 features L2-normalised.
+1. ``f = E(images)`` -- one encoder call for all images; stride-16 features L2-normalised (stride 8 with
+   ``feature_stride=8``: the encoder's last stage dilated, a grid twice as fine for the correlation).
 2. ``S_st = correlation(f_s, f_t)`` and ``theta_aff = G1(S_st)`` (maps t's points into s).
 3. The source is warped with the affine map, ``s' = warp(s, theta_aff)``, re-encoded, and
    ``theta_tps = G2(correlation(f_s', f_t))`` (maps t's points into s'); the full map is the
@@ -75,20 +76,25 @@ class MaCoSNet(nn.Module):
     random (False) or a local weights path; backbone_mode: ``"finetune"``, ``"frozen_bn"`` or
     ``"frozen"``; tps_grid_size: n of the n x n TPS lattice; detach_affine_warp: the TPS stage sees the
     affine-warped image without back-propagating into theta_aff through the resampling (G1 is trained
-    by its own losses and through the composed map).
+    by its own losses and through the composed map); feature_stride: 16 (the paper's) or 8 -- the stride
+    of the features that are correlated (8: the encoder's last stage dilated, the same weights on a grid
+    of ``image_size / 8`` cells; the decoder still starts from a stride-16 map, the correlation input
+    average-pooled 2 x 2).
     """
 
     def __init__(self, backbone: str = "lite", image_size: int = 240, pretrained=True,
                  backbone_mode: str = "finetune", tps_grid_size: int = 3, decoder_widths=None,
-                 detach_affine_warp: bool = True):
+                 detach_affine_warp: bool = True, feature_stride: int = 16):
         super().__init__()
         self.config = dict(backbone=backbone, image_size=int(image_size), tps_grid_size=int(tps_grid_size),
                            backbone_mode=backbone_mode, decoder_widths=decoder_widths,
-                           detach_affine_warp=detach_affine_warp)
+                           detach_affine_warp=detach_affine_warp, feature_stride=int(feature_stride))
         self.image_size = (int(image_size), int(image_size))
         self.tps_grid_size = int(tps_grid_size)
         self.detach_affine_warp = detach_affine_warp
-        self.encoder = build_encoder(backbone, pretrained=pretrained, mode=backbone_mode)
+        self.feature_stride = int(feature_stride)
+        self.encoder = build_encoder(backbone, pretrained=pretrained, mode=backbone_mode,
+                                     output_stride=self.feature_stride)
         with torch.no_grad():
             was_training = self.encoder.training
             f = self.encoder.eval()(torch.zeros(1, 3, *self.image_size))
@@ -103,7 +109,7 @@ class MaCoSNet(nn.Module):
 
     # ------------------------------------------------------------------------------------------
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """``(N, 3, H, W)`` -> (L2-normalised stride-16 features ``(N, C, h, w)``, [s2, s4, s8] maps)."""
+        """``(N, 3, H, W)`` -> (L2-normalised stride-16 (or 8) features ``(N, C, h, w)``, [s2, s4, s8] maps)."""
         feats = self.encoder(images)
         return l2_normalize(feats[3]), feats[:3]
 
@@ -164,7 +170,10 @@ class MaCoSNet(nn.Module):
         :meth:`encode`): ``D([f_t, S_st])`` with the target's skip maps. ``corr`` = ``S_st`` if already computed.
         Lets a caller encode each image of a set once and decode many pairs."""
         corr = correlation(f_src, f_tgt) if corr is None else corr
-        return self.decoder(torch.cat((f_tgt, corr), dim=1), skips_tgt, self.image_size)
+        dec_in = torch.cat((f_tgt, corr), dim=1)
+        if self.feature_stride == 8:  # the decoder up-samples from stride 16
+            dec_in = torch.nn.functional.avg_pool2d(dec_in, 2, ceil_mode=True)
+        return self.decoder(dec_in, skips_tgt, self.image_size)
 
     # ------------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -9,6 +9,22 @@ send a grid of points -- in normalised units, independent of how the map is para
 Random maps: an affine part (rotation, anisotropic scale, shear, translation) and, for the cascade,
 a TPS part (control points jittered around the lattice). Reflection padding keeps B free of black
 borders that would give the answer away.
+
+The warp distribution (:data:`WARP_DISTRIBUTION`, every parameter independent and uniform):
+
+=================  ===========================  ==================================================
+rotation           +-25 degrees                 R(angle)
+scale              0.75 .. 1.25                 s, common to both axes
+aspect             exp(u), u in +-0.15          x stretched by a, y by 1 / a (0.86 .. 1.16)
+shear              +-0.15                       x += shear * y before the rotation
+translation        +-0.25 per axis              in normalised units (1/8 of the image side)
+TPS jitter         +-0.1 per coordinate         each of the 3 x 3 control points, after the affine
+=================  ===========================  ==================================================
+
+The affine matrix is ``R(angle) @ [[s a, s shear], [0, s / a]]``; the cascade's TPS part moves the
+control points of the 3 x 3 lattice (spacing 1 in normalised units) by up to a tenth of their spacing.
+:func:`warp_parameters` draws the same numbers as :func:`random_cascade` (with the same generator state)
+and returns them by name, e.g. to plot the distribution.
 """
 
 from __future__ import annotations
@@ -21,15 +37,26 @@ from . import geometry as G
 from .losses.consistency import consistency_points
 
 
-def random_affine(batch: int, generator: torch.Generator, rotation: float = math.radians(25), scale=(0.75, 1.25),
-                  aspect: float = 0.15, shear: float = 0.15, translation: float = 0.25, device=None) -> torch.Tensor:
-    """Random affine thetas ``(batch, 6)``: rotation in radians, scale range, log-aspect, shear, translation."""
+WARP_DISTRIBUTION = {"rotation_deg": 25.0, "scale": (0.75, 1.25), "log_aspect": 0.15, "shear": 0.15,
+                     "translation": 0.25, "tps_jitter": 0.1}
+
+
+def _affine_draws(batch: int, generator: torch.Generator, rotation: float, scale, aspect: float, shear: float,
+                  translation: float) -> dict:
     def u(lo, hi):
         return lo + (hi - lo) * torch.rand(batch, generator=generator)
 
     angle, s = u(-rotation, rotation), u(*scale)
     a, sh = torch.exp(u(-aspect, aspect)), u(-shear, shear)
     tx, ty = u(-translation, translation), u(-translation, translation)
+    return {"angle": angle, "scale": s, "aspect": a, "shear": sh, "tx": tx, "ty": ty}
+
+
+def random_affine(batch: int, generator: torch.Generator, rotation: float = math.radians(25), scale=(0.75, 1.25),
+                  aspect: float = 0.15, shear: float = 0.15, translation: float = 0.25, device=None) -> torch.Tensor:
+    """Random affine thetas ``(batch, 6)``: rotation in radians, scale range, log-aspect, shear, translation."""
+    d = _affine_draws(batch, generator, rotation, scale, aspect, shear, translation)
+    angle, s, a, sh, tx, ty = (d[k] for k in ("angle", "scale", "aspect", "shear", "tx", "ty"))
     cos, sin = torch.cos(angle), torch.sin(angle)
     # R(angle) @ [[s a, s sh], [0, s / a]]
     m00, m01 = cos * s * a, cos * s * sh - sin * s / a
@@ -47,6 +74,35 @@ def random_cascade(batch: int, generator: torch.Generator, tps_jitter: float = 0
                    **affine_kw) -> torch.Tensor:
     return G.cascade_theta(random_affine(batch, generator, device=device, **affine_kw),
                            random_tps(batch, generator, tps_jitter, grid_size, device))
+
+
+def warp_parameters(batch: int, generator: torch.Generator, tps_jitter: float = 0.1, grid_size: int = 3) -> dict:
+    """The parameters behind ``random_cascade(batch, generator)`` by name (same generator state, same draws):
+    ``rotation_deg``, ``scale``, ``aspect``, ``shear``, ``tx``, ``ty`` ``(batch,)`` and ``tps_offsets``
+    ``(batch, 2 n^2)`` (control-point displacements, normalised units)."""
+    d = _affine_draws(batch, generator, math.radians(25), (0.75, 1.25), 0.15, 0.15, 0.25)
+    noise = (torch.rand(batch, 2 * grid_size * grid_size, generator=generator) * 2 - 1) * tps_jitter
+    return {"rotation_deg": torch.rad2deg(d["angle"]), "scale": d["scale"], "aspect": d["aspect"],
+            "shear": d["shear"], "tx": d["tx"], "ty": d["ty"], "tps_offsets": noise}
+
+
+def lr_schedule(step: int, steps: int, schedule: str = "cosine", warmup: int = 0) -> float:
+    """Factor of the peak learning rate at pre-training step ``step`` (0-based) of ``steps``.
+
+    ``"constant"``: 1. ``"cosine"``: ``(step + 1) / (warmup + 1)`` during a linear warm-up of ``warmup`` steps,
+    then ``(1 + cos(pi t)) / 2`` with ``t = (step - warmup) / (steps - warmup)`` going from 0 to almost 1: the
+    rate decays to nearly zero by the last step. At a constant rate the grid loss falls and then climbs back
+    (Adam's steps stay large while the regression gets finer); the decay lets it settle.
+    """
+    if schedule == "constant":
+        return 1.0
+    if schedule != "cosine":
+        raise ValueError(f"the pre-training schedule must be 'constant' or 'cosine', got {schedule!r}")
+    warm = max(0, min(int(warmup), steps - 1))
+    if step < warm:
+        return (step + 1) / (warm + 1)
+    t = (step - warm) / max(1, steps - warm)
+    return 0.5 * (1 + math.cos(math.pi * t))
 
 
 def make_pairs(images: torch.Tensor, theta_gt: torch.Tensor, kind: str) -> torch.Tensor:

@@ -27,7 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "epochs, early stopping; start from --init-weights WeakAlign); explicit options still override")
     p.add_argument("--out", help="run folder for checkpoints and logs (default runs/train-<dataset>-<time>)")
     p.add_argument("--backbone", choices=("lite", "resnet101"))
-    p.add_argument("--backbone-mode", choices=("frozen", "finetune", "frozen_bn"))
+    p.add_argument("--backbone-mode", choices=("frozen", "finetune", "frozen_bn", "last_stage"))
+    p.add_argument("--pretrain-backbone-mode", choices=("frozen", "last_stage"),
+                   help="the encoder during pre-training: frozen (default) or its last stage trained, BN fixed")
     p.add_argument("--backbone-weights", help="local ImageNet weights file for resnet101 (default: torchvision's)")
     p.add_argument("--image-size", type=positive_int)
     p.add_argument("--batch-size", type=positive_int)
@@ -35,6 +37,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps-per-epoch", type=positive_int)
     p.add_argument("--lr", type=float)
     p.add_argument("--pretrain-steps", type=non_negative_int, help="synthetic strong-supervision steps before the weak phase")
+    p.add_argument("--pretrain-lr", type=float, help="peak learning rate of pre-training")
+    p.add_argument("--pretrain-schedule", choices=("cosine", "constant"),
+                   help="pre-training learning rate: linear warm-up then cosine decay to 0, or constant")
+    p.add_argument("--pretrain-warmup", type=int, help="warm-up steps of the cosine pre-training schedule")
+    p.add_argument("--pretrain-grad-clip", type=float, help="gradient-norm clip during pre-training")
+    p.add_argument("--pretrain-images", metavar="DIR|NAMES",
+                   help="pre-training pool (no labels used): a folder of images, or dataset names joined by '+' "
+                        "(default: the training images plus the Weizmann horses when found; never add the "
+                        "images you evaluate on)")
+    p.add_argument("--feature-stride", type=int, choices=(16, 8),
+                   help="stride of the correlated features: 16 (paper) or 8 (dilated last stage, 2x finer grid)")
     p.add_argument("--losses", help=f"comma-separated terms to use with lambda 1 (of {', '.join(TERMS)})")
     p.add_argument("--ablation", choices=tuple(ABLATIONS), help="one of the paper's ablations")
     for term in TERMS:
@@ -54,6 +67,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-dataset", help="dataset for the per-epoch validation PCK ('none' to skip)")
     p.add_argument("--val-root")
     p.add_argument("--val-pairs", type=positive_int)
+    p.add_argument("--val-fraction", type=float,
+                   help="share of each category's images held out of training to validate on (PF-WILLOW; "
+                        "default 0.3; 0: no validation)")
     p.add_argument("--early-stop-drop", type=float, help="stop when val PCK < best - this (reference: 0.05)")
     p.add_argument("--init-weights", help="start from a macos_lite checkpoint or a WeakAlign/CNNGeo file")
     p.add_argument("--device")
@@ -148,10 +164,15 @@ def _loss_options_given(args) -> bool:
 
 
 def run(args) -> int:
+    from .device import cap_threads
     from .training import TrainConfig, Trainer
 
+    cap_threads()  # $MACOS_LITE_THREADS: oversubscribed threads on a shared machine are many times slower
+
     names = ("dataset", "data_root", "preset", "out", "backbone", "backbone_mode", "image_size", "batch_size",
-             "epochs", "steps_per_epoch", "lr", "pretrain_steps", "tuple_size", "augment", "val_dataset", "val_root",
+             "epochs", "steps_per_epoch", "lr", "pretrain_steps", "pretrain_lr", "pretrain_schedule",
+             "pretrain_warmup", "pretrain_grad_clip", "pretrain_images", "pretrain_backbone_mode", "feature_stride", "val_fraction",
+             "tuple_size", "augment", "val_dataset", "val_root",
              "val_pairs", "early_stop_drop", "init_weights", "device", "amp", "compile", "num_workers", "seed",
              "max_steps", "checkpoint_every", "resume", "overwrite", "prior_size", "prior_rounds", "prior_refresh",
              "prior_momentum", "prior_partners")

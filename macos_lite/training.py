@@ -2,11 +2,22 @@
 
 One :class:`Trainer` runs both phases on a single global step counter:
 
-* steps ``[0, pretrain_steps)``: the CNNGeo recipe (:mod:`macos_lite.pretrain`) on single training
-  images, encoder frozen;
+* steps ``[0, pretrain_steps)``: the CNNGeo recipe (:mod:`macos_lite.pretrain`) on single images of the
+  *pre-training pool* (no labels used), encoder frozen, with its own learning-rate schedule (linear
+  warm-up over ``pretrain_warmup`` steps, then a cosine decay to zero at the end of the phase) and
+  gradient clipping at ``pretrain_grad_clip``. At a constant rate the grid loss falls and then climbs
+  back; the decay lets it settle. The pool (``pretrain_images``) is the training set's images plus, for
+  a real dataset, the other real photographs that are available and are not evaluated on (the Weizmann
+  horses); a folder of images or '+'-joined dataset names replace it. The checkpoint at the end of the
+  phase is scored on the validation pairs (``phase: "pretrain_done"`` in ``log.jsonl``, ``pretrain.pt``);
 * then ``epochs x steps_per_epoch`` weak steps on same-category tuples with eq 12
   (:class:`macos_lite.losses.MaCoSLoss`), a validation PCK after every epoch and the best
   checkpoint kept.
+
+Validation on a real set without an official validation split (PF-WILLOW) uses pairs held out of the
+training set: ``val_fraction`` of each category's images (:func:`macos_lite.data.split.holdout_names`)
+take no part in training or pre-training, and their annotated pairs validate. ``log.jsonl`` starts with a
+``phase: "setup"`` record naming the validation pairs and the pre-training pool.
 
 Everything a step uses -- which images, which random warps -- is a function of ``(seed, step)``, and a
 checkpoint holds the model, optimiser, scheduler, RNG states and counters, so ``resume=True``
@@ -42,7 +53,7 @@ from .evaluation import ModelMethod, evaluate_matching
 from .losses import LossConfig, MaCoSLoss
 from .model import MaCoSNet
 from .presets import get_preset
-from .pretrain import pretrain_loss
+from .pretrain import lr_schedule, pretrain_loss
 
 # which PCK normaliser a dataset's validation uses (the benchmark's own protocol)
 VAL_NORMALIZER = {"synthetic": "image", "pf-pascal": "scnet", "pf-willow": "kp_bbox", "spair": "bbox"}
@@ -84,7 +95,13 @@ class TrainConfig:
     steps_per_epoch: int | None = None
     lr: float | None = None
     pretrain_steps: int | None = None
-    pretrain_lr: float | None = None
+    pretrain_lr: float | None = None  # the peak rate of the pre-training schedule
+    pretrain_schedule: str | None = None  # "cosine": linear warm-up, then cosine decay to 0; or "constant"
+    pretrain_warmup: int | None = None  # warm-up steps of the cosine pre-training schedule
+    pretrain_grad_clip: float | None = None
+    pretrain_backbone_mode: str = "frozen"  # the encoder during pre-training: "frozen" or "last_stage"
+    pretrain_images: str | None = None  # None: default pool (module docstring); a folder; or names joined by '+'
+    feature_stride: int | None = None  # 16 (the paper's) or 8 (dilated last stage: a grid twice as fine)
     backbone_lr_scale: float = 0.1
     decoder_lr_scale: float = 10.0  # the decoder starts from scratch; G starts pre-trained
     weight_decay: float = 0.0
@@ -111,6 +128,7 @@ class TrainConfig:
     val_root: str | None = None
     val_split: str = "val"
     val_pairs: int | None = None
+    val_fraction: float = 0.3  # share of each category's images held out for validation (sets without val split)
     early_stop_drop: float | None = None
     log_every: int = 10
     checkpoint_every: int = 0
@@ -127,7 +145,9 @@ class TrainConfig:
         values["loss"] = self.loss
         values["preset"] = p.name
         for name in ("backbone", "backbone_mode", "image_size", "batch_size", "epochs", "steps_per_epoch", "lr",
-                     "pretrain_lr", "pretrain_steps", "num_workers", "num_train_images"):
+                     "pretrain_lr", "pretrain_steps", "pretrain_schedule", "pretrain_warmup", "pretrain_grad_clip",
+                     "feature_stride", "num_workers",
+                     "num_train_images"):
             if values[name] is None:
                 values[name] = getattr(p, name)
         values["val_pairs"] = values["val_pairs"] or p.num_val_pairs
@@ -204,53 +224,110 @@ class _StepBatches(torch.utils.data.Sampler):
         return max(0, self.stop - self.start)
 
 
-def _training_data(cfg: TrainConfig):
-    """(image dataset for pre-training, weak tuple view) of the training set.
+# real sets with keypoint pairs but no official validation split: validation holds out some of their images
+HOLDOUT_DATASETS = ("pf-willow",)
+
+
+def _part_root(cfg: TrainConfig, name: str, names: list[str]):
+    return cfg.data_root if len(names) == 1 else find_dataset(name, cfg.data_root)
+
+
+def _holdout(cfg: TrainConfig) -> tuple[str | None, set[str]]:
+    """(dataset part whose images are held out for validation, their names); (None, set()) when the run
+    validates elsewhere (synthetic, an official val split, ``val_dataset``) or ``val_fraction`` is 0."""
+    from .data.registry import get_images
+    from .data.split import holdout_names
+
+    names = cfg.dataset.split("+")
+    part = next((n for n in names if n in HOLDOUT_DATASETS), None)
+    if part is None or cfg.val_dataset is not None or not cfg.val_fraction:
+        return None, set()
+    images = get_images(part, root=_part_root(cfg, part, names), image_size=cfg.image_size)
+    return part, holdout_names(images, cfg.val_fraction)
+
+
+def _training_data(cfg: TrainConfig, held_part: str | None = None, held: set[str] = frozenset()):
+    """(pre-training pool, weak tuple view, pool description) of the training set.
 
     ``dataset`` may join several image sets with '+' (e.g. ``pf-willow+weizmann-horse``); each is looked up
-    with :func:`macos_lite.data.locate.find_dataset` under ``data_root``. Benchmark images are decoded once and
+    with :func:`macos_lite.data.locate.find_dataset` under ``data_root``. The images ``held`` out of part
+    ``held_part`` (validation) are left out of both the weak tuples and the pool. The pool follows
+    ``pretrain_images`` (:func:`macos_lite.data.pool.pool_sources`). Benchmark images are decoded once and
     cached in memory (:class:`~macos_lite.data.cache.CachedImages`).
     """
-    from .data.registry import get_pairs
+    from .data.cache import CachedImages, JoinedImages
+    from .data.pool import FolderImages, pool_sources
+    from .data.registry import get_images, get_pairs
     from .data.views import PairList, WeakTuples
 
     names = cfg.dataset.split("+")
-    images = _image_set(cfg, cfg.image_size)
+    parts = _image_parts(cfg, cfg.image_size, held_part, held)
+    images = parts[names[0]] if len(names) == 1 else JoinedImages([parts[n] for n in names])
     if names == ["pf-pascal"]:  # replay the official training pair list (with its flip flags)
         view = PairList(get_pairs("pf-pascal", root=cfg.data_root, split="train", image_size=cfg.image_size),
                         tuple_size=cfg.tuple_size, seed=cfg.seed, augment=cfg.augment)
     else:
         n = None if cfg.steps_per_epoch is None else cfg.steps_per_epoch * cfg.batch_size
         view = WeakTuples(images, tuple_size=cfg.tuple_size, num_tuples=n, seed=cfg.seed, augment=cfg.augment)
-    return images, view
+
+    sources = pool_sources(cfg.pretrain_images, names, cfg.data_root)
+    pool, described = [], []
+    for name, root in sources:
+        if root is None:
+            part = parts[name]
+        elif name == "folder":
+            part = CachedImages(FolderImages(root, image_size=cfg.image_size), progress=cfg.progress)
+        else:
+            part = CachedImages(get_images(name, root=root, image_size=cfg.image_size), progress=cfg.progress)
+        pool.append(part)
+        described.append({"source": name, "root": None if root is None else str(root), "images": len(part)})
+    if [n for n, r in sources if r is None] == names and len(sources) == len(names):
+        pool_images = images  # the training set itself
+    else:
+        pool_images = pool[0] if len(pool) == 1 else JoinedImages(pool)
+    return pool_images, view, described
 
 
-def _image_set(cfg: TrainConfig, image_size: int):
-    """The training images (all parts of a '+'-joined dataset) at ``image_size``, benchmark images cached."""
-    from .data.cache import CachedImages, JoinedImages
+def _image_parts(cfg: TrainConfig, image_size: int, held_part: str | None = None,
+                 held: set[str] = frozenset()) -> dict:
+    """The weak training images of each part of a '+'-joined dataset at ``image_size`` (benchmark images
+    cached; the ``held`` images of ``held_part`` left out)."""
+    from .data.cache import CachedImages
     from .data.registry import get_images
+    from .data.split import without_images
 
     names = cfg.dataset.split("+")
-    parts = []
+    parts = {}
     for name in names:
         if name == "synthetic":
-            parts.append(get_images("synthetic", split="train", image_size=image_size,
-                                    num_images=cfg.num_train_images, seed=cfg.seed))
+            parts[name] = get_images("synthetic", split="train", image_size=image_size,
+                                     num_images=cfg.num_train_images, seed=cfg.seed)
         else:
-            root = cfg.data_root if len(names) == 1 else find_dataset(name, cfg.data_root)
-            parts.append(CachedImages(get_images(name, root=root, split="train" if name == "pf-pascal" else None,
-                                                 image_size=image_size), progress=cfg.progress))
-    return parts[0] if len(parts) == 1 else JoinedImages(parts)
+            raw = get_images(name, root=_part_root(cfg, name, names), split="train" if name == "pf-pascal" else None,
+                             image_size=image_size)
+            if name == held_part:
+                raw = without_images(raw, held)
+            parts[name] = CachedImages(raw, progress=cfg.progress)
+    return parts
+
+
+def _image_set(cfg: TrainConfig, image_size: int, held_part: str | None = None, held: set[str] = frozenset()):
+    """The weak training images (all parts joined) at ``image_size``, in the order the tuples index them."""
+    from .data.cache import JoinedImages
+
+    names = cfg.dataset.split("+")
+    parts = _image_parts(cfg, image_size, held_part, held)
+    return parts[names[0]] if len(names) == 1 else JoinedImages([parts[n] for n in names])
 
 
 class _TrainingImages:
     """The images the weak phase draws tuples from, by the index the batches carry: ``image(i)`` at a size,
     ``labels``. For an image dataset (WeakTuples) the dataset itself; for a pair list its images."""
 
-    def __init__(self, cfg: TrainConfig, images, view):
+    def __init__(self, cfg: TrainConfig, images, view, held_part=None, held=frozenset()):
         from .data.views import PairList
 
-        self.cfg, self.view = cfg, view
+        self.cfg, self.view, self.held_part, self.held = cfg, view, held_part, held
         if isinstance(view, PairList):
             self.labels = list(view.image_labels)
             self._sets = {}
@@ -269,28 +346,51 @@ class _TrainingImages:
             read = lambda i: G.resize(self.view.pairs.read_image(self.view.image_paths[i]), (size, size))  # noqa: E731
         else:
             if size not in self._sets:
-                self._sets[size] = _image_set(self.cfg, size)
+                self._sets[size] = _image_set(self.cfg, size, self.held_part, self.held)
             read = lambda i: self._sets[size][i]["image"]  # noqa: E731
         return torch.stack([(read(i).clamp(0, 1) * 255).round().to(torch.uint8) for i in range(len(self))])
 
 
-def _validation_data(cfg: TrainConfig):
+def _validation_data(cfg: TrainConfig, held_part: str | None = None, held: set[str] = frozenset()):
+    """(validation pairs or None, their PCK normaliser, a description); the pairs among the ``held`` images
+    of ``held_part`` when there are any, else ``val_dataset`` / the dataset's official val split."""
     from .data.registry import get_pairs
+    from .data.split import pairs_among
 
+    if held_part is not None and held:
+        names = cfg.dataset.split("+")
+        pairs = pairs_among(get_pairs(held_part, root=_part_root(cfg, held_part, names), image_size=cfg.image_size),
+                            held)
+        if len(pairs) == 0:
+            return None, None, None
+        return pairs, VAL_NORMALIZER.get(held_part, "image"), \
+            f"{held_part}: pairs of the {len(held)} images held out of training ({cfg.val_fraction:g} per category)"
     name = cfg.val_dataset or ("synthetic" if cfg.dataset == "synthetic" else
                                "pf-pascal" if cfg.dataset == "pf-pascal" else None)
     if name is None or name == "none":
-        return None, None
+        return None, None, None
     if name == "synthetic":
         pairs = get_pairs("synthetic", split="val", image_size=cfg.image_size, num_pairs=cfg.val_pairs, seed=cfg.seed)
+        where = "synthetic val"
     else:
         root = cfg.val_root or (cfg.data_root if name == cfg.dataset else find_dataset(name, cfg.data_root))
         split = cfg.val_split if name in ("pf-pascal", "spair") else None
         pairs = get_pairs(name, root=root, split=split, image_size=cfg.image_size)
-        if cfg.val_pairs and len(pairs) > cfg.val_pairs:  # an even spread over the list, always the same pairs
-            keep = np.linspace(0, len(pairs) - 1, cfg.val_pairs).round().astype(int)
-            pairs = torch.utils.data.Subset(pairs, keep.tolist())
-    return pairs, VAL_NORMALIZER.get(name, "image")
+        where = f"{name} {split or 'all pairs'}"
+    if name != "synthetic" and cfg.val_pairs and len(pairs) > cfg.val_pairs:  # an even spread, always the same pairs
+        keep = np.linspace(0, len(pairs) - 1, cfg.val_pairs).round().astype(int)
+        pairs = torch.utils.data.Subset(pairs, keep.tolist())
+    return pairs, VAL_NORMALIZER.get(name, "image"), where
+
+
+def _pair_names(pairs) -> list[str]:
+    """``"A -> B"`` names of a pair dataset (or a Subset of one), without decoding images."""
+    base, idx = (pairs.dataset, pairs.indices) if isinstance(pairs, torch.utils.data.Subset) else (pairs, None)
+    records = getattr(base, "records", None)
+    if records is None:
+        return []
+    records = records if idx is None else [records[i] for i in idx]
+    return [f"{r.name_A} -> {r.name_B}" for r in records]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -320,7 +420,7 @@ class Trainer:
         seed_everything(cfg.seed)
 
         self.model = MaCoSNet(cfg.backbone, cfg.image_size, pretrained=cfg.pretrained,
-                              backbone_mode=cfg.backbone_mode).to(self.device)
+                              backbone_mode=cfg.backbone_mode, feature_stride=cfg.feature_stride).to(self.device)
         if cfg.init_weights:
             self._load_init(cfg.init_weights)
         self.use_amp = cfg.amp == "bf16" or (cfg.amp == "auto" and self.device.type == "cuda")
@@ -336,9 +436,10 @@ class Trainer:
                 find_unused_parameters=True)
         self.forward = torch.compile(self.net) if cfg.compile else self.net
 
-        self.images, self.view = _training_data(cfg)
+        self.held_part, self.held_out = _holdout(cfg)
+        self.images, self.view, self.pool_sources = _training_data(cfg, self.held_part, self.held_out)
         self.pseudo = self._build_pseudo_masks() if cfg.loss.active("prior") else None
-        self.val_pairs, self.val_normalizer = _validation_data(cfg)
+        self.val_pairs, self.val_normalizer, self.val_source = _validation_data(cfg, self.held_part, self.held_out)
         self.steps_per_epoch = cfg.steps_per_epoch or max(1, len(self.view) // cfg.batch_size)
         self.total_steps = cfg.pretrain_steps + cfg.epochs * self.steps_per_epoch
 
@@ -389,9 +490,14 @@ class Trainer:
             print(f"removed {stale}, left by an interrupted checkpoint write")
 
     def _lr_factor(self, step: int) -> float:
+        """Learning rate of step ``step`` over ``lr``. Pre-training: ``pretrain_lr`` constant, or (``"cosine"``)
+        ``pretrain_lr * (step + 1) / (warmup + 1)`` during the warm-up, then
+        ``pretrain_lr * (1 + cos(pi t)) / 2`` with t from 0 (end of warm-up) to 1 (end of pre-training).
+        Weak phase: ``lr``, constant or cosine-decayed over the weak steps."""
         cfg = self.cfg
-        if step < cfg.pretrain_steps:
-            return cfg.pretrain_lr / cfg.lr
+        if step < cfg.pretrain_steps:  # pretrain.lr_schedule
+            return cfg.pretrain_lr / cfg.lr * lr_schedule(step, cfg.pretrain_steps, cfg.pretrain_schedule,
+                                                          cfg.pretrain_warmup)
         if cfg.scheduler == "constant":
             return 1.0
         t = (step - cfg.pretrain_steps) / max(1, self.total_steps - cfg.pretrain_steps)
@@ -423,7 +529,8 @@ class Trainer:
         if cfg.augment:
             raise ValueError("the prior loss (lambda_prior > 0) needs augment off: its pseudo-masks are not cropped "
                              "with the images; drop --augment or set --lambda-prior 0")
-        self.train_images = _TrainingImages(cfg, self.images, self.view)
+        self.train_images = _TrainingImages(cfg, getattr(self.view, "images", None), self.view, self.held_part,
+                                            self.held_out)
         self._guide = self.train_images.stack(cfg.prior_size)
         t0 = time.perf_counter()
         pseudo = PseudoMasks.from_images(self._guide.float() / 255, self.train_images.labels, self.model.encoder,
@@ -502,8 +609,9 @@ class Trainer:
                     f"the last good checkpoint is {self.out / 'last.pt'}")
 
     def _set_phase_modes(self, phase: str) -> None:
-        """Pre-training regresses G on frozen features; the weak phase uses the configured backbone mode."""
-        self.model.encoder.set_mode("frozen" if phase == "pretrain" else self.cfg.backbone_mode)
+        """Pre-training regresses G on frozen features (or adapts the encoder's last stage,
+        ``pretrain_backbone_mode="last_stage"``); the weak phase uses the configured backbone mode."""
+        self.model.encoder.set_mode(self.cfg.pretrain_backbone_mode if phase == "pretrain" else self.cfg.backbone_mode)
         self.model.train()
 
     def train_step(self, step: int, batch) -> dict:
@@ -512,7 +620,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         params = [p for p in self.model.parameters() if p.grad is not None]
-        norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip) if params else torch.tensor(0.0)
+        clip = self.cfg.pretrain_grad_clip if self.phase(step) == "pretrain" else self.cfg.grad_clip
+        norm = torch.nn.utils.clip_grad_norm_(params, clip) if params else torch.tensor(0.0)
         if not torch.isfinite(norm):
             raise NonFiniteLossError(f"step {step} ({self.phase(step)}): the gradient norm is {norm.item()}; "
                                      "lower the learning rate or a lambda")
@@ -632,6 +741,8 @@ class Trainer:
             if self.step == 0 and log.exists():  # a fresh run in an old run's folder: keep the old log apart
                 log.rename(self.out / f"log-before-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
             (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
+            if self.step == 0:
+                self._log(self.setup_record())
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -695,7 +806,16 @@ class Trainer:
             record = {"step": self.step, "phase": "pretrain_done", "epoch": -1, **metrics}
             self._log(record)
             self.save()
+            self.save("pretrain.pt")
             self._keep_if_best(record)
+
+    def setup_record(self) -> dict:
+        """The first ``log.jsonl`` record: which pairs validate, which images pre-train and train."""
+        train = self.view.images if hasattr(self.view, "images") else getattr(self.view, "image_paths", [])
+        return {"step": 0, "phase": "setup", "train_images": len(train), "pretrain_pool": self.pool_sources,
+                "pretrain_pool_images": len(self.images), "val_source": self.val_source,
+                "held_out_images": sorted(self.held_out),
+                "val_pairs": _pair_names(self.val_pairs) if self.val_pairs is not None else []}
 
     def _validate_main(self) -> dict:
         metrics = self.validate() if self.is_main else {}

@@ -39,3 +39,24 @@ def test_correlation_is_not_a_transpose():
     s_ab, s_ba = correlation(f_A, f_B), correlation(f_B, f_A)
     assert torch.allclose((s_ab**2).sum(1), torch.ones(1, 3, 3), atol=1e-4)  # unit norm over A's cells
     assert not torch.allclose(s_ab.view(1, 9, 9), s_ba.view(1, 9, 9).transpose(1, 2), atol=1e-3)
+
+
+def test_stride8_model_correlation_equals_brute_force():
+    """feature_stride=8: the correlation is on a grid of image_size / 8 cells, and equals the double loop over
+    the (dilated) encoder's cells; the encoder keeps the stride-16 network's weights."""
+    from macos_lite.model import MaCoSNet
+
+    torch.manual_seed(0)
+    fine = MaCoSNet("lite", 64, pretrained=True, backbone_mode="frozen", feature_stride=8).eval()
+    coarse = MaCoSNet("lite", 64, pretrained=True, backbone_mode="frozen").eval()
+    assert fine.grid_size == (8, 8) and coarse.grid_size == (4, 4)
+    a, b = coarse.encoder.state_dict(), fine.encoder.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    images = torch.rand(1, 2, 3, 64, 64)
+    with torch.no_grad():
+        out = fine(images, tps=False, masks=False, pairs=[(0, 1)])
+        f, _ = fine.encode(images[0])
+    assert f.shape == (2, 112, 8, 8)
+    expected = brute_force(f[:1].double(), f[1:].double())
+    assert out.corr.shape == (1, 1, 64, 8, 8)
+    assert torch.allclose(out.corr[0].double(), expected, atol=1e-5)

@@ -200,3 +200,12 @@ def test_checkpoint_save_is_atomic_and_load_names_the_file(tmp_path):
     (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(RuntimeError, match="broken.pt"):
         load_checkpoint(tmp_path / "broken.pt")
+
+
+def test_last_stage_mode_trains_only_the_last_stage_with_fixed_bn_statistics():
+    from macos_lite.backbones import build_encoder
+
+    enc = build_encoder("lite", pretrained=False, mode="last_stage").train()
+    trainable = {n for n, p in enc.named_parameters() if p.requires_grad}
+    assert trainable and trainable == {n for n, _ in enc.named_parameters() if n.startswith("blocks.4.")}
+    assert all(not m.training for m in enc.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))

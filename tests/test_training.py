@@ -143,3 +143,83 @@ def test_a_fresh_run_in_an_old_folder_keeps_the_old_log_apart(tmp_path):
     steps = [json.loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert steps and max(steps) <= 1  # only the new run's records
     assert len(list(tmp_path.glob("log-before-*.jsonl"))) == 1
+
+
+def test_holdout_names_takes_a_fixed_share_of_every_category():
+    from types import SimpleNamespace
+
+    from macos_lite.data.split import holdout_names, pairs_among, without_images
+
+    records = [SimpleNamespace(name=f"c{c}/{i:02d}", category=c) for c in range(3) for i in range(10)]
+    records += [SimpleNamespace(name="small/0", category=3), SimpleNamespace(name="small/1", category=3)]
+    images = SimpleNamespace(records=records)
+    held = holdout_names(images, 0.3)
+    assert held == holdout_names(SimpleNamespace(records=records[::-1]), 0.3)  # order-free, seed-free
+    for c in range(3):
+        assert sum(n.startswith(f"c{c}/") for n in held) == 3
+    assert not any(n.startswith("small/") for n in held)  # too small to split: all training
+    train = without_images(images, held)
+    assert {r.name for r in train.records} == {r.name for r in records} - held
+    pairs = SimpleNamespace(records=[SimpleNamespace(name_A=a.name, name_B=b.name) for a in records
+                                     for b in records if a is not b and a.category == b.category])
+    val = pairs_among(pairs, held)
+    assert len(val.records) == 3 * 3 * 2
+
+
+def test_pf_willow_validation_pairs_never_share_an_image_with_training(tmp_path, shared_data):
+    """Held-out validation (PF-WILLOW): no validation image is in the weak tuples or the pre-training pool, and
+    log.jsonl names the validation pairs."""
+    cfg = TrainConfig(dataset="pf-willow", preset="smoke", out=str(tmp_path), image_size=64, pretrain_steps=0,
+                      epochs=0, progress=False, device="cpu")
+    trainer = Trainer(cfg)
+    val_images = set()
+    for rec in trainer.val_pairs.records:
+        val_images |= {rec.name_A, rec.name_B}
+        assert rec.name_A.split("/")[0] == rec.name_B.split("/")[0]
+    assert len(trainer.val_pairs) == 5 * 3 * 2  # 3 of the 10 images of each of the 5 sub-classes, ordered pairs
+    train_names = set(trainer.view.images.names)
+    assert len(train_names) == 5 * 7 and not (train_names & val_images)
+    pool = trainer.images.datasets if hasattr(trainer.images, "datasets") else [trainer.images]
+    pool_names = {n for part in pool for n in part.names}
+    assert train_names <= pool_names and not (pool_names & val_images)
+    for i in range(len(trainer.view)):  # every weak tuple draws from training images only
+        assert all(trainer.view.images.names[j] not in val_images for j in trainer.view.tuple_indices(i))
+    trainer.fit()
+    setup = json.loads((tmp_path / "log.jsonl").read_text().splitlines()[0])
+    assert setup["phase"] == "setup" and len(setup["val_pairs"]) == 30
+    assert set(setup["held_out_images"]) == val_images
+
+
+def test_scheduled_pretraining_on_real_photographs_lowers_the_grid_loss(tmp_path, shared_data):
+    """Warm-up + cosine decay: the grid loss on real photographs falls window after window (no climb back)."""
+    cfg = TrainConfig(dataset="pf-willow", preset="smoke", out=str(tmp_path), image_size=96, batch_size=8,
+                      pretrain_steps=80, pretrain_schedule="cosine", pretrain_warmup=8, pretrain_lr=3e-4,
+                      pretrain_grad_clip=1.0, epochs=0, progress=False, device="cpu", log_every=1, val_fraction=0)
+    trainer = Trainer(cfg)
+    lrs = [trainer._lr_factor(s) * trainer.cfg.lr for s in range(80)]
+    assert lrs[0] == pytest.approx(3e-4 / 9) and lrs[7] == pytest.approx(3e-4 * 8 / 9)
+    assert lrs[8] == pytest.approx(3e-4) and lrs[-1] < 3e-6 and all(a >= b for a, b in zip(lrs[8:], lrs[9:]))
+    trainer.fit()
+    losses = [r["loss"] for r in trainer.history if r.get("phase") == "pretrain"]
+    assert len(losses) == 80
+    windows = [sum(losses[i:i + 20]) / 20 for i in range(0, 80, 20)]
+    assert all(a > b for a, b in zip(windows, windows[1:])), windows
+    assert windows[-1] < 0.8 * windows[0], windows
+
+
+def test_default_pretraining_pool_adds_real_photographs_but_no_evaluated_benchmark(tmp_path, monkeypatch):
+    from macos_lite.data.pool import pool_sources
+
+    for name in ("weizmann-horse", "tss", "pf-pascal", "photos"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "a.jpg").write_bytes(b"x")
+    monkeypatch.setenv("MACOS_LITE_SHARED_DATA", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("MACOS_LITE_DATA", str(tmp_path / "elsewhere"))
+    assert pool_sources(None, ["pf-willow"], tmp_path) == [("pf-willow", None), ("weizmann-horse", tmp_path / "weizmann-horse")]
+    assert pool_sources(None, ["synthetic"], tmp_path) == [("synthetic", None)]  # synthetic runs keep their images
+    assert pool_sources("pf-willow+tss", ["pf-willow"], tmp_path) == [("pf-willow", None), ("tss", tmp_path / "tss")]
+    assert pool_sources(str(tmp_path / "photos"), ["pf-willow"], tmp_path) == [("folder", tmp_path / "photos")]
+    with pytest.raises(ValueError, match="neither a folder nor a real dataset"):
+        pool_sources("pf-willow+holiday-snaps", ["pf-willow"], tmp_path)
+    with pytest.raises(FileNotFoundError, match="spair"):
+        pool_sources("spair", ["pf-willow"], tmp_path)

@@ -24,6 +24,7 @@ class CachedImages(Dataset):
     def __init__(self, images, threads: int = 4, progress: bool = False):
         self.labels = list(images.labels)
         self.categories = getattr(images, "categories", None) or getattr(images, "category_names", None)
+        self.names = [rec.name for rec in getattr(images, "records", [])]  # image names, when the dataset has them
         indices = range(len(images))
         if progress:
             from tqdm.auto import tqdm
