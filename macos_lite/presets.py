@@ -1,4 +1,4 @@
-"""Presets: one name fixes the scale of every notebook and of training (ARCHITECTURE 4).
+"""Presets: one name fixes the scale of every notebook and of training (docs/differences.md D21).
 
 | preset  | where           | image size | backbone            | purpose                                   |
 |---------|-----------------|------------|---------------------|-------------------------------------------|
@@ -40,6 +40,7 @@ class Preset:
     pretrain_schedule: str = "constant"  # pre-training learning rate: "constant" or "cosine" (warm-up, decay to 0)
     pretrain_warmup: int = 0  # linear warm-up steps of the "cosine" pre-training schedule
     pretrain_grad_clip: float = 10.0  # gradient-norm clip during pre-training
+    prior_size: int = 240  # pixels: images of the co-localisation prior (macos_lite.pseudo_masks); 15 x 15 cells
     feature_stride: int = 16  # of the correlated features: 16 (the paper's) or 8 (dilated last stage)
 
     def to_dict(self) -> dict:
@@ -49,7 +50,7 @@ class Preset:
 PRESETS = {
     "smoke": Preset("smoke", 96, "lite", "frozen", batch_size=8, pretrain_steps=40, epochs=1, steps_per_epoch=20,
                     lr=1e-4, pretrain_lr=3e-4, num_train_images=100, num_val_pairs=20, num_test_pairs=40,
-                    num_workers=0),
+                    num_workers=0, prior_size=96),
     # demo: most of its minutes go to scheduled pre-training (cheap steps that pay on unseen PF-WILLOW
     # sub-classes), then one short weak epoch; see the README's matching section for the measurements
     "demo": Preset("demo", 128, "lite", "frozen", batch_size=8, pretrain_steps=1200, epochs=1, steps_per_epoch=50,

@@ -57,7 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--margin", type=float, help="contrastive margin m")
     p.add_argument("--tps-lambda", type=float, help="TPS regulariser inside the losses")
     p.add_argument("--tuple-size", type=int, choices=(2, 3))
-    p.add_argument("--prior-size", type=int, help="image size of the co-localisation prior (default 240)")
+    p.add_argument("--prior-size", type=int, help="image size of the co-localisation prior (default: the preset's, 240 px but smoke's 96)")
     p.add_argument("--prior-rounds", type=int, help="prototype-refinement rounds of the prior (default 3)")
     p.add_argument("--prior-refresh", type=int,
                    help="refresh the pseudo-masks from the model every N epochs (default 1; 0: never)")

@@ -118,7 +118,7 @@ class TrainConfig:
     augment: bool = False
     loss: LossConfig = field(default_factory=LossConfig)
     # the co-localisation prior behind L_prior (used when its weight is > 0; see macos_lite.pseudo_masks)
-    prior_size: int = 240  # pixels: the prior's features and guided filter work on images of this size
+    prior_size: int | None = None  # pixels: the prior's features and guided filter work on images of this size
     prior_rounds: int = 3  # prototype-refinement rounds of the co-localisation
     prior_refresh: int = 1  # refresh the pseudo-masks from the model every N epochs (0: never)
     prior_momentum: float = 0.5  # the prior's share in a refreshed pseudo-mask
@@ -146,8 +146,7 @@ class TrainConfig:
         values["preset"] = p.name
         for name in ("backbone", "backbone_mode", "image_size", "batch_size", "epochs", "steps_per_epoch", "lr",
                      "pretrain_lr", "pretrain_steps", "pretrain_schedule", "pretrain_warmup", "pretrain_grad_clip",
-                     "feature_stride", "num_workers",
-                     "num_train_images"):
+                     "feature_stride", "num_workers", "num_train_images", "prior_size"):
             if values[name] is None:
                 values[name] = getattr(p, name)
         values["val_pairs"] = values["val_pairs"] or p.num_val_pairs
@@ -872,7 +871,7 @@ def train(config: TrainConfig | None = None, **overrides) -> dict:
 
 
 def reference_recipe() -> dict:
-    """TrainConfig overrides reproducing the official training script (SPEC 2.6) with our fixed losses.
+    """TrainConfig overrides reproducing the official training script (docs/differences.md D16) with our fixed losses.
 
     PF-PASCAL training pairs (with their flip flags and random crops), ResNet-101 at 240 px with frozen BN
     statistics, Adam at lr 5e-8 without weight decay, batch 4, 60 epochs, seed 1, validation PCK on

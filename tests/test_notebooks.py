@@ -107,6 +107,9 @@ def _expect_06(r):
     assert r["perceptual_training"] is False
     assert r["empty_mask_wins_every_margin"]["synthetic"] is True  # the degenerate minimum the notebook shows
     assert r["loss_last"] < r["loss_first"]
+    # the co-localisation prior: its loss ranks the true mask first, and DDT beats the all-foreground mask
+    assert r["prior_prefers_true_mask"] is True
+    assert r["reference_jaccard"]["ddt"] > r["reference_jaccard"]["all foreground"]
 
 
 def _expect_07(r):
@@ -138,7 +141,7 @@ def _expect_10(r):
 
 def _expect_11(r):
     assert set(r["ablations"]) == {"joint", "matching_only", "coseg_only"}
-    assert set(r["sweeps"]) == {"cycle", "trans", "contrast", "task", "margin"}
+    assert set(r["sweeps"]) == {"cycle", "trans", "contrast", "task", "prior", "margin"}
     assert all(s["diverged"] == 0 for s in r["sensitivity"].values())
 
 

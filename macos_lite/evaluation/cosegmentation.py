@@ -186,7 +186,7 @@ def _evaluate_set_method(method, images, empty_gt: str, max_images: int | None) 
     for i, item in enumerate(items):
         if "mask" not in item:
             raise ValueError(f"image {i} has no ground-truth mask; co-segmentation needs a dataset with masks")
-    labels = [int(c) for c in images.labels]
+    labels = [int(c) for c in images.labels] if hasattr(images, "labels") else [int(it["category"]) for it in items]
     with _naming(f"the {len(items)} images of the set"):
         probs = method.cosegment_set(torch.stack([it["image"] for it in items]), labels)
     scores.num_pairs = 0
