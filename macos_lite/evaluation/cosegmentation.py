@@ -12,7 +12,7 @@ import math
 from collections import OrderedDict, defaultdict
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from .. import geometry as G
 from .. import metrics as M
@@ -143,6 +143,19 @@ class _PartnerPairs(Dataset):
                 "expected": expected, "index": index}
 
 
+def labels_of(images) -> list[int]:
+    """The category of every image of an image dataset: its ``labels``, through ``Subset`` and other wrappers
+    that hold a ``dataset`` (a subset keeps the labels of its ``indices``), else read from the items."""
+    if hasattr(images, "labels"):
+        return [int(c) for c in images.labels]
+    if isinstance(images, Subset):
+        labels = labels_of(images.dataset)
+        return [labels[i] for i in images.indices]
+    if "dataset" in vars(images):  # a wrapper of the whole dataset (e.g. CachedItems)
+        return labels_of(images.dataset)
+    return [int(images[i]["category"]) for i in range(len(images))]
+
+
 def _image_name(item: dict) -> str:
     return item.get("name") or f"{item['category_name']}/{item['index']}"
 
@@ -166,7 +179,7 @@ def evaluate_cosegmentation(method, images, partners: int = 1, empty_gt: str = "
     scores = CosegScores(empty_gt)
     average = _MaskAverage(scores)
     targets = range(len(images) if max_images is None else min(max_images, len(images)))
-    pairs = _PartnerPairs(images, targets, partner_indices(images.labels, partners))
+    pairs = _PartnerPairs(images, targets, partner_indices(labels_of(images), partners))
     scores.num_pairs = len(pairs)
     for batch in _batches(pairs, batch_size, num_workers, progress, f"P/J {method.name}"):
         with _naming(_pair_names(batch)):
@@ -186,7 +199,7 @@ def _evaluate_set_method(method, images, empty_gt: str, max_images: int | None) 
     for i, item in enumerate(items):
         if "mask" not in item:
             raise ValueError(f"image {i} has no ground-truth mask; co-segmentation needs a dataset with masks")
-    labels = [int(c) for c in images.labels] if hasattr(images, "labels") else [int(it["category"]) for it in items]
+    labels = labels_of(images)
     with _naming(f"the {len(items)} images of the set"):
         probs = method.cosegment_set(torch.stack([it["image"] for it in items]), labels)
     scores.num_pairs = 0
