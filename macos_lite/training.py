@@ -9,7 +9,8 @@ One :class:`Trainer` runs both phases on a single global step counter:
   back; the decay lets it settle. The pool (``pretrain_images``) is the training set's images plus, for
   a real dataset, the other real photographs that are available and are not evaluated on (the Weizmann
   horses); a folder of images or '+'-joined dataset names replace it. The checkpoint at the end of the
-  phase is scored on the validation pairs (``phase: "pretrain_done"`` in ``log.jsonl``, ``pretrain.pt``);
+  phase is scored on the validation pairs (``phase: "pretrain_done"`` in ``log.jsonl``) and kept as
+  ``best.pt`` while no later epoch validates better;
 * then ``epochs x steps_per_epoch`` weak steps on same-category tuples with eq 12
   (:class:`macos_lite.losses.MaCoSLoss`), a validation PCK after every epoch and the best
   checkpoint kept.
@@ -805,7 +806,6 @@ class Trainer:
             record = {"step": self.step, "phase": "pretrain_done", "epoch": -1, **metrics}
             self._log(record)
             self.save()
-            self.save("pretrain.pt")
             self._keep_if_best(record)
 
     def setup_record(self) -> dict:

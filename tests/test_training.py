@@ -192,9 +192,10 @@ def test_pf_willow_validation_pairs_never_share_an_image_with_training(tmp_path,
 
 def test_scheduled_pretraining_on_real_photographs_lowers_the_grid_loss(tmp_path, shared_data):
     """Warm-up + cosine decay: the grid loss on real photographs falls window after window (no climb back)."""
-    cfg = TrainConfig(dataset="pf-willow", preset="smoke", out=str(tmp_path), image_size=96, batch_size=8,
+    cfg = TrainConfig(dataset="pf-willow", preset="smoke", out=str(tmp_path), image_size=64, batch_size=8,
                       pretrain_steps=80, pretrain_schedule="cosine", pretrain_warmup=8, pretrain_lr=3e-4,
-                      pretrain_grad_clip=1.0, epochs=0, progress=False, device="cpu", log_every=1, val_fraction=0)
+                      pretrain_grad_clip=1.0, pretrain_images="pf-willow", epochs=0, progress=False, device="cpu",
+                      log_every=1, val_fraction=0)
     trainer = Trainer(cfg)
     lrs = [trainer._lr_factor(s) * trainer.cfg.lr for s in range(80)]
     assert lrs[0] == pytest.approx(3e-4 / 9) and lrs[7] == pytest.approx(3e-4 * 8 / 9)
