@@ -13,8 +13,9 @@ Two recipes of weights (:data:`RECIPES`):
   trivial minimisers (the empty or a constant mask) and, with a Lite0 perceptual network, the decoder does
   not learn object masks from them (notebooks 06-07 show why);
 * ``"ours"`` (the default) -- eq 12 plus ``L_prior`` (:mod:`.prior`): the decoder learns from pseudo-masks of
-  a training-free co-localisation of the training set, task consistency on top at half weight, the
-  contrastive term at 0 (it prefers the empty mask here; still computed when its weight is set).
+  a training-free co-localisation of the training set, task consistency on top at a small weight (0.1: at 0.5
+  it cost J in short runs), the contrastive term at 0 (it prefers the empty mask here; still computed when its
+  weight is set).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ COSEG_TERMS = ("contrast", "task", "prior")
 # gradients dwarf the matching score's: at lambda 1 (and 0.1) they hold the transforms where they are
 # (consistent, not accurate); 0.01 keeps them a mild regulariser (see notebook 11 for the sweep).
 PAPER_WEIGHTS = {"matching": 1.0, "cycle": 0.01, "trans": 0.01, "contrast": 1.0, "task": 1.0, "prior": 0.0}
-DEFAULT_WEIGHTS = {"matching": 1.0, "cycle": 0.01, "trans": 0.01, "contrast": 0.0, "task": 0.5, "prior": 1.0}
+DEFAULT_WEIGHTS = {"matching": 1.0, "cycle": 0.01, "trans": 0.01, "contrast": 0.0, "task": 0.1, "prior": 1.0}
 RECIPES = {"ours": DEFAULT_WEIGHTS, "paper": PAPER_WEIGHTS}
 
 
