@@ -11,6 +11,7 @@ from macos_lite.data.registry import PairDataset, PairRecord, SyntheticPairs, ge
 from macos_lite.data.views import PairList, WeakTuples, random_crop_box
 
 TRAIN_KEYS = {"images", "category", "indices"}
+PAIR_LIST_KEYS = TRAIN_KEYS | {"flips"}  # which images of the tuple were mirrored
 
 
 class TinyImages(torch.utils.data.Dataset):
@@ -157,15 +158,18 @@ def left_is_dark(image):
 def test_pair_list_applies_flip_to_both_images(tmp_path):
     view = PairList(make_pairs(tmp_path, "both"))
     plain, flipped = view[0], view[1]
-    assert set(plain) == TRAIN_KEYS and plain["images"].shape == (2, 3, 12, 12)
+    assert set(plain) == PAIR_LIST_KEYS and plain["images"].shape == (2, 3, 12, 12)
+    assert plain["flips"].tolist() == [False, False] and flipped["flips"].tolist() == [True, True]
     assert view.image_paths[plain["indices"][0]].name == "im0.png"
     assert all(left_is_dark(im) for im in plain["images"])
     assert not any(left_is_dark(im) for im in flipped["images"])
 
 
 def test_pair_list_source_flip_mirrors_only_A(tmp_path):
-    flipped = PairList(make_pairs(tmp_path, "source"))[1]["images"]
+    item = PairList(make_pairs(tmp_path, "source"))[1]
+    flipped = item["images"]
     assert not left_is_dark(flipped[0]) and left_is_dark(flipped[1])
+    assert item["flips"].tolist() == [True, False]
     unflipped = PairList(make_pairs(tmp_path, "source"), use_flip=False)[1]["images"]
     assert all(left_is_dark(im) for im in unflipped)
 
@@ -174,7 +178,7 @@ def test_pair_list_triplets_and_augmentation(tmp_path):
     view = PairList(make_pairs(tmp_path, "both"), tuple_size=3, augment=True, seed=4)
     for i in range(len(view)):
         item = view[i]
-        assert item["images"].shape == (3, 3, 12, 12) and set(item) == TRAIN_KEYS
+        assert item["images"].shape == (3, 3, 12, 12) and set(item) == PAIR_LIST_KEYS
         labels = [view.image_labels[j] for j in item["indices"].tolist()]
         assert labels == [item["category"]] * 3
     assert view[0]["indices"].tolist() == [0, 1, 3]  # im2: the only other image of class 0 in the list
