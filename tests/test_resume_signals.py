@@ -8,15 +8,10 @@ import pytest
 import torch
 
 from macos_lite.checkpoints import load_checkpoint
-from macos_lite.training import RunExistsError, Trainer, TrainConfig, TrainingInterrupted
+from macos_lite.training import RunExistsError, Trainer, TrainingInterrupted
+from training_configs import tiny
 
 
-def tiny(out, **kw):
-    cfg = dict(preset="smoke", out=str(out), image_size=64, batch_size=2, pretrain_steps=3, epochs=2,
-               steps_per_epoch=2, num_train_images=20, val_pairs=4, progress=False, log_every=1, device="cpu",
-               pretrained=False)
-    cfg.update(kw)
-    return TrainConfig(**cfg)
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,9 @@ import torch
 from macos_lite.checkpoints import load_checkpoint
 from macos_lite.losses import LossConfig
 from macos_lite.training import NonFiniteLossError, Trainer, TrainConfig
+from training_configs import tiny
 
 
-def tiny(out, **kw):
-    cfg = dict(preset="smoke", out=str(out), image_size=64, batch_size=2, pretrain_steps=3, epochs=2,
-               steps_per_epoch=2, num_train_images=20, val_pairs=4, progress=False, log_every=1, device="cpu",
-               pretrained=False)
-    cfg.update(kw)
-    return TrainConfig(**cfg)
 
 
 @pytest.mark.slow
