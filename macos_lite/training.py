@@ -850,7 +850,7 @@ class Trainer:
 
     def summary(self) -> dict:
         losses = [r for r in self.history if r.get("phase") == "weak"]
-        return {"out": str(self.out), "steps": self.step, "best_val_pck@0.1": self.best,
+        return {"out": str(self.out), "steps": self.step, "best_val_pck@0.1": self.best if math.isfinite(self.best) else None,
                 "first_weak_loss": losses[0]["loss"] if losses else None,
                 "last_weak_loss": losses[-1]["loss"] if losses else None,
                 "stopped_early": self.stopped_early,

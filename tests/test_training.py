@@ -219,3 +219,9 @@ def test_default_pretraining_pool_adds_real_photographs_but_no_evaluated_benchma
         pool_sources("pf-willow+holiday-snaps", ["pf-willow"], tmp_path)
     with pytest.raises(FileNotFoundError, match="spair"):
         pool_sources("spair", ["pf-willow"], tmp_path)
+
+
+def test_summary_without_validation_is_strict_json(tmp_path):
+    summary = Trainer(tiny(tmp_path, max_steps=2)).fit()  # stops before any validation
+    assert summary["best_val_pck@0.1"] is None
+    json.dumps(summary, allow_nan=False)  # -Infinity is not JSON
