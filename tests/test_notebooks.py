@@ -138,6 +138,8 @@ def _expect_10(r):
     assert r["affine_theta_rot90"] == pytest.approx([0, -1, 0, 1, 0, 0], abs=1e-6)
     fg = r["mask_foreground"]
     assert fg["0.1"] >= fg["0.5"] >= fg["0.9"]  # a higher threshold keeps fewer pixels
+    assert set(r["mask_J"]) == {"shown mask", "all-foreground", "centred ellipse"}
+    assert all(0.0 <= j <= 1.0 for j in r["mask_J"].values())
     assert r["pck_model"] > r["pck_untrained"]
 
 
