@@ -48,8 +48,9 @@ from .backbones import build_perceptual
 from .checkpoints import load_checkpoint, load_reference_weights, model_checkpoint, save_checkpoint
 from .data.locate import find_dataset
 from .device import resolve_device
-from .evaluation import ModelMethod, evaluate_matching
+from .evaluation import ModelMethod, evaluate_matching, pair_mask_jaccards
 from .losses import LossConfig, MaCoSLoss
+from .metrics import nanmean
 from .model import MaCoSNet
 from .pretrain import lr_schedule, pretrain_loss
 from .train_config import TrainConfig, reference_recipe  # noqa: F401  (public here too)
@@ -553,21 +554,10 @@ class Trainer:
         metrics = {"val_pck@0.1": res.pck(alpha=0.1), "val_pck@0.05": res.pck(alpha=0.05),
                    "val_normalizer": self.val_normalizer}
         if self.cfg.loss.needs_masks and "mask_A" in self.val_pairs[0]:
-            metrics["val_jaccard"] = self._mask_jaccard(method)
+            scores = pair_mask_jaccards(method, self.val_pairs, self.cfg.batch_size, self.device)
+            metrics["val_jaccard"] = nanmean(scores)
         self.model.train()
         return metrics
-
-    def _mask_jaccard(self, method: ModelMethod) -> float:
-        from .data.registry import collate
-        from .metrics import binarize_prediction, jaccard, nanmean
-
-        scores = []
-        for batch in DataLoader(self.val_pairs, batch_size=self.cfg.batch_size, collate_fn=collate):
-            probs = method.masks(batch["image_A"].to(self.device), batch["image_B"].to(self.device))
-            for prob, gts in zip(probs, (batch["mask_A"], batch["mask_B"])):
-                for p, gt in zip(prob.cpu(), gts):
-                    scores.append(jaccard(binarize_prediction(p, gt.shape[-2:]), gt[0] > 0.5))
-        return nanmean(scores)
 
     def state_dict(self) -> dict:
         return model_checkpoint(self.model, optimizer=self.optimizer.state_dict(),
