@@ -1,4 +1,4 @@
-"""Presets: one name fixes the scale of every notebook and of training (docs/differences.md D21).
+"""Presets and named recipes: one name fixes the scale of every notebook and of training (docs/differences.md D21).
 
 | preset  | where           | image size | backbone            | purpose                                   |
 |---------|-----------------|------------|---------------------|-------------------------------------------|
@@ -6,62 +6,89 @@
 | `demo`  | laptop CPU      | 128        | lite (frozen)       | a real, visible learning curve in minutes |
 | `full`  | GPU             | 240        | resnet101 (or lite) | the paper's training and evaluation       |
 
+A preset is a *partial* :class:`macos_lite.training.TrainConfig`: ``Preset.settings`` maps field names of
+``TrainConfig`` to the preset's values, and ``TrainConfig.resolved()`` fills every field left ``None`` from
+it in one step. Steps count optimiser updates. A named recipe (:data:`TRAINING_RECIPES`) is a set of
+``TrainConfig`` overrides too: one per preset, and ``reference``, the official training script's settings.
+
 ``resolve_preset()`` picks ``$MACOS_LITE_PRESET``, else ``full`` when CUDA is available, else ``demo``.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
 
 import torch
 
 PRESET_ENV = "MACOS_LITE_PRESET"
 
+# the values every preset shares unless it sets its own
+_SHARED = dict(lr=1e-4,  # weak phase
+               pretrain_lr=3e-4,  # peak rate of the synthetic strong supervision of G (CNNGeo recipe)
+               pretrain_schedule="constant", pretrain_warmup=0, pretrain_grad_clip=10.0,
+               prior_size=240,  # pixels: images of the co-localisation prior (macos_lite.pseudo_masks); 15 x 15 cells
+               feature_stride=16)  # of the correlated features: 16 (the paper's) or 8 (dilated last stage)
 
-@dataclass(frozen=True)
-class Preset:
-    """Everything that scales with the hardware. Steps count optimiser updates."""
-
-    name: str
-    image_size: int
-    backbone: str
-    backbone_mode: str  # "frozen" on CPU (the encoder's backward would dominate); "frozen_bn" as the paper on GPU
-    batch_size: int
-    pretrain_steps: int  # synthetic strong supervision of G (CNNGeo recipe)
-    epochs: int
-    steps_per_epoch: int | None  # None: one pass over the training tuples
-    lr: float  # weak phase
-    pretrain_lr: float
-    num_train_images: int  # size of the synthetic training set
-    num_val_pairs: int
-    num_test_pairs: int
-    num_workers: int
-    pretrain_schedule: str = "constant"  # pre-training learning rate: "constant" or "cosine" (warm-up, decay to 0)
-    pretrain_warmup: int = 0  # linear warm-up steps of the "cosine" pre-training schedule
-    pretrain_grad_clip: float = 10.0  # gradient-norm clip during pre-training
-    prior_size: int = 240  # pixels: images of the co-localisation prior (macos_lite.pseudo_masks); 15 x 15 cells
-    feature_stride: int = 16  # of the correlated features: 16 (the paper's) or 8 (dilated last stage)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-PRESETS = {
-    "smoke": Preset("smoke", 96, "lite", "frozen", batch_size=8, pretrain_steps=40, epochs=1, steps_per_epoch=20,
-                    lr=1e-4, pretrain_lr=3e-4, num_train_images=100, num_val_pairs=20, num_test_pairs=40,
-                    num_workers=0, prior_size=96),
+# backbone_mode: "frozen" on CPU (the encoder's backward would dominate); "frozen_bn" as the paper on GPU.
+# steps_per_epoch None: one pass over the training tuples. num_train_images: size of the synthetic training set.
+_SETTINGS = {
+    "smoke": dict(_SHARED, image_size=96, backbone="lite", backbone_mode="frozen", batch_size=8, pretrain_steps=40,
+                  epochs=1, steps_per_epoch=20, num_train_images=100, val_pairs=20, num_workers=0, prior_size=96),
     # demo: scheduled pre-training (cheap steps that pay on unseen PF-WILLOW sub-classes), then two weak epochs of
     # 50 steps: the decoder needs them (and the pseudo-mask refresh between them) to learn masks -- one epoch gave
     # J 0.65 on unseen horses, two 0.71; see the README's matching and co-segmentation sections
-    "demo": Preset("demo", 128, "lite", "frozen", batch_size=8, pretrain_steps=600, epochs=2, steps_per_epoch=50,
-                   lr=1e-4, pretrain_lr=3e-4, num_train_images=500, num_val_pairs=100, num_test_pairs=200,
-                   num_workers=0, pretrain_schedule="cosine", pretrain_warmup=30, pretrain_grad_clip=1.0),
-    "full": Preset("full", 240, "resnet101", "frozen_bn", batch_size=16, pretrain_steps=5000, epochs=60,
-                   steps_per_epoch=None, lr=1e-4, pretrain_lr=3e-4, num_train_images=5000, num_val_pairs=500,
-                   num_test_pairs=1000, num_workers=8, pretrain_schedule="cosine", pretrain_warmup=250,
-                   pretrain_grad_clip=1.0),
+    "demo": dict(_SHARED, image_size=128, backbone="lite", backbone_mode="frozen", batch_size=8, pretrain_steps=600,
+                 epochs=2, steps_per_epoch=50, num_train_images=500, val_pairs=100, num_workers=0,
+                 pretrain_schedule="cosine", pretrain_warmup=30, pretrain_grad_clip=1.0),
+    "full": dict(_SHARED, image_size=240, backbone="resnet101", backbone_mode="frozen_bn", batch_size=16,
+                 pretrain_steps=5000, epochs=60, steps_per_epoch=None, num_train_images=5000, val_pairs=500,
+                 num_workers=8, pretrain_schedule="cosine", pretrain_warmup=250, pretrain_grad_clip=1.0),
 }
+# synthetic test pairs the notebooks evaluate on (an evaluation size, not a training setting)
+_TEST_PAIRS = {"smoke": 40, "demo": 200, "full": 1000}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named partial ``TrainConfig``: everything that scales with the hardware.
+
+    ``settings`` maps ``TrainConfig`` field names to values; they read as attributes too
+    (``preset.image_size``), and ``preset.num_val_pairs`` is ``settings["val_pairs"]``. ``num_test_pairs``
+    is the number of synthetic test pairs the notebooks evaluate on. An unknown attribute raises
+    ``AttributeError``.
+
+    Example:
+        >>> p = PRESETS["smoke"]
+        >>> (p.name, p.image_size, p.num_val_pairs, p.num_test_pairs)
+        ('smoke', 96, 20, 40)
+    """
+
+    name: str
+    settings: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    num_test_pairs: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "settings", dict(self.settings))  # its own copy
+
+    def __getattr__(self, key: str):
+        settings = self.__dict__.get("settings", {})  # __dict__: no recursion while unpickling
+        if key in settings:
+            return settings[key]
+        raise AttributeError(f"preset {self.__dict__.get('name')!r} has no setting {key!r}; its settings are "
+                             f"{', '.join(settings)}")
+
+    @property
+    def num_val_pairs(self) -> int:
+        return self.settings["val_pairs"]
+
+    def to_dict(self) -> dict:
+        """``{"name", every setting, "num_test_pairs"}`` as plain values (JSON-ready)."""
+        return {"name": self.name, **self.settings, "num_test_pairs": self.num_test_pairs}
+
+
+PRESETS = {name: Preset(name, settings, _TEST_PAIRS[name]) for name, settings in _SETTINGS.items()}
 
 
 def resolve_preset(name: str | None = None) -> str:
@@ -73,5 +100,37 @@ def resolve_preset(name: str | None = None) -> str:
 
 
 def get_preset(name: str | None = None, **overrides) -> Preset:
-    """The :class:`Preset` called ``name`` (see :func:`resolve_preset`), with fields overridden."""
-    return replace(PRESETS[resolve_preset(name)], **overrides)
+    """The :class:`Preset` called ``name`` (see :func:`resolve_preset`), with settings (or ``num_test_pairs``)
+    overridden; ``num_val_pairs`` is another name of the ``val_pairs`` setting."""
+    p = PRESETS[resolve_preset(name)]
+    if "num_val_pairs" in overrides:
+        overrides["val_pairs"] = overrides.pop("num_val_pairs")
+    test_pairs = overrides.pop("num_test_pairs", p.num_test_pairs)
+    return replace(p, settings={**p.settings, **overrides}, num_test_pairs=test_pairs)
+
+
+# The official training script's settings (docs/differences.md D16): PF-PASCAL training pairs (with their flip
+# flags and random crops), ResNet-101 at 240 px with frozen BN statistics, Adam at lr 5e-8 without weight decay,
+# batch 4, 60 epochs, seed 1, validation PCK on PF-PASCAL val after every epoch and early stopping when it falls
+# 0.05 below the best. It starts from the WeakAlign checkpoint (``init_weights``).
+_REFERENCE = dict(dataset="pf-pascal", preset="full", backbone="resnet101", image_size=240, backbone_mode="frozen_bn",
+                  lr=5e-8, weight_decay=0.0, batch_size=4, epochs=60, steps_per_epoch=None, pretrain_steps=0,
+                  scheduler="constant", early_stop_drop=0.05, augment=True, seed=1, val_dataset="pf-pascal",
+                  val_split="val", val_pairs=10**9, backbone_lr_scale=1.0)
+
+TRAINING_RECIPES = {**{name: {"preset": name} for name in PRESETS}, "reference": _REFERENCE}
+"""Named ``TrainConfig`` overrides: ``smoke``/``demo``/``full`` (the preset alone) and ``reference``."""
+
+
+def training_recipe(name: str) -> dict:
+    """A copy of the ``TrainConfig`` overrides of recipe ``name`` (:data:`TRAINING_RECIPES`).
+
+    Raises ``ValueError`` for an unknown name.
+
+    Example:
+        >>> training_recipe("reference")["lr"]
+        5e-08
+    """
+    if name not in TRAINING_RECIPES:
+        raise ValueError(f"unknown training recipe {name!r}; the recipes are {tuple(TRAINING_RECIPES)}")
+    return dict(TRAINING_RECIPES[name])

@@ -6,13 +6,21 @@ import argparse
 import json
 from dataclasses import fields
 from pathlib import Path
+from typing import get_args, get_type_hints
 
 from .cli import UserError, non_negative_int, positive_int
 from .losses import ABLATIONS, TERMS, LossConfig, ablation
-from .presets import PRESETS
+from .presets import PRESETS, training_recipe
+from .train_config import TrainConfig
 
 # options that may differ when a run is resumed (they do not change what is computed)
 RESUME_MAY_CHANGE = ("max_steps", "device", "num_workers", "checkpoint_every", "resume", "out", "progress")
+
+
+# TrainConfig fields whose flags are written here: a different name or meaning, or not a plain setting
+HAND_WRITTEN = {"dataset": "--dataset", "data_root": "--data-root", "preset": "--preset", "out": "--out",
+                "pretrained": "--backbone-weights", "loss": "--losses, --ablation, --lambda-*, ...",
+                "resume": "--resume", "overwrite": "--overwrite", "progress": "--no-progress"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,65 +34,53 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "reference: the official script's settings and eq 12 (PF-PASCAL, lr 5e-8, batch 4, 60 "
                         "epochs, early stopping; start from --init-weights WeakAlign); explicit options still override")
     p.add_argument("--out", help="run folder for checkpoints and logs (default runs/train-<dataset>-<time>)")
-    p.add_argument("--backbone", choices=("lite", "resnet101"))
-    p.add_argument("--backbone-mode", choices=("frozen", "finetune", "frozen_bn", "last_stage"))
-    p.add_argument("--pretrain-backbone-mode", choices=("frozen", "last_stage"),
-                   help="the encoder during pre-training: frozen (default) or its last stage trained, BN fixed")
     p.add_argument("--backbone-weights", help="local ImageNet weights file for resnet101 (default: torchvision's)")
-    p.add_argument("--image-size", type=positive_int)
-    p.add_argument("--batch-size", type=positive_int)
-    p.add_argument("--epochs", type=non_negative_int)
-    p.add_argument("--steps-per-epoch", type=positive_int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--pretrain-steps", type=non_negative_int, help="synthetic strong-supervision steps before the weak phase")
-    p.add_argument("--pretrain-lr", type=float, help="peak learning rate of pre-training")
-    p.add_argument("--pretrain-schedule", choices=("cosine", "constant"),
-                   help="pre-training learning rate: linear warm-up then cosine decay to 0, or constant")
-    p.add_argument("--pretrain-warmup", type=int, help="warm-up steps of the cosine pre-training schedule")
-    p.add_argument("--pretrain-grad-clip", type=float, help="gradient-norm clip during pre-training")
-    p.add_argument("--pretrain-images", metavar="DIR|NAMES",
-                   help="pre-training pool (no labels used): a folder of images, or dataset names joined by '+' "
-                        "(default: the training images plus the Weizmann horses when found; never add the "
-                        "images you evaluate on)")
-    p.add_argument("--feature-stride", type=int, choices=(16, 8),
-                   help="stride of the correlated features: 16 (paper) or 8 (dilated last stage, 2x finer grid)")
-    p.add_argument("--losses", help=f"comma-separated terms to use with lambda 1 (of {', '.join(TERMS)})")
-    p.add_argument("--ablation", choices=tuple(ABLATIONS), help="one of the paper's ablations")
+    add_setting_arguments(p.add_argument_group("training settings (the fields of TrainConfig)"))
+    loss = p.add_argument_group("loss (eq 12)")
+    loss.add_argument("--losses", help=f"comma-separated terms to use with lambda 1 (of {', '.join(TERMS)})")
+    loss.add_argument("--ablation", choices=tuple(ABLATIONS), help="one of the paper's ablations")
     for term in TERMS:
-        p.add_argument(f"--lambda-{term}", type=float, help=f"weight of L_{term}")
-    p.add_argument("--weighting", choices=("mask", "corr_max", "none"), help="foreground guidance of L_matching")
-    p.add_argument("--phi", type=float, help="matching tolerance in feature cells")
-    p.add_argument("--margin", type=float, help="contrastive margin m")
-    p.add_argument("--tps-lambda", type=float, help="TPS regulariser inside the losses")
-    p.add_argument("--tuple-size", type=int, choices=(2, 3))
-    p.add_argument("--prior-size", type=int, help="image size of the co-localisation prior (default: the preset's, 240 px but smoke's 96)")
-    p.add_argument("--prior-rounds", type=int, help="prototype-refinement rounds of the prior (default 3)")
-    p.add_argument("--prior-refresh", type=int,
-                   help="refresh the pseudo-masks from the model every N epochs (default 1; 0: never)")
-    p.add_argument("--prior-momentum", type=float, help="the prior's share in a refreshed pseudo-mask (default 0.5)")
-    p.add_argument("--prior-partners", type=int, help="partners averaged in a refreshed mask (default 3)")
-    p.add_argument("--augment", action="store_true", help="random crops/flips as in the reference training")
-    p.add_argument("--val-dataset", help="dataset for the per-epoch validation PCK ('none' to skip)")
-    p.add_argument("--val-root")
-    p.add_argument("--val-pairs", type=positive_int)
-    p.add_argument("--val-fraction", type=float,
-                   help="share of each category's images held out of training to validate on (PF-WILLOW; "
-                        "default 0.3; 0: no validation)")
-    p.add_argument("--early-stop-drop", type=float, help="stop when val PCK < best - this (reference: 0.05)")
-    p.add_argument("--init-weights", help="start from a macos_lite checkpoint or a WeakAlign/CNNGeo file")
-    p.add_argument("--device")
-    p.add_argument("--amp", choices=("auto", "bf16", "off"))
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--num-workers", type=non_negative_int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--max-steps", type=non_negative_int, help="stop after this global step (resume later with --resume)")
-    p.add_argument("--checkpoint-every", type=non_negative_int, help="also save last.pt every N steps")
+        loss.add_argument(f"--lambda-{term}", type=float, help=f"weight of L_{term}")
+    loss.add_argument("--weighting", choices=("mask", "corr_max", "none"), help="foreground guidance of L_matching")
+    loss.add_argument("--phi", type=float, help="matching tolerance in feature cells")
+    loss.add_argument("--margin", type=float, help="contrastive margin m")
+    loss.add_argument("--tps-lambda", type=float, help="TPS regulariser inside the losses")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out exactly where it stopped, with the settings of its config.json")
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh in an --out that holds a run, deleting its checkpoints (without it, "
                         "train refuses to touch an existing run)")
     p.add_argument("--no-progress", action="store_true")
+
+
+def add_setting_arguments(p) -> None:
+    """One flag per :class:`~macos_lite.train_config.TrainConfig` field declared with ``setting()``:
+    ``--image-size`` for ``image_size``, typed by the field's annotation, with the field's help and choices.
+
+    Every flag defaults to None (False for a switch), meaning "not given": the field's default (or the
+    preset's, added to the help) then applies, and ``--resume`` can tell given options from defaults.
+    """
+    hints = get_type_hints(TrainConfig)
+    for f in fields(TrainConfig):
+        if "help" not in f.metadata:
+            continue
+        kind = next(t for t in (get_args(hints[f.name]) or (hints[f.name],)) if t is not type(None))
+        flag = "--" + f.name.replace("_", "-")
+        text = "; ".join(filter(None, (f.metadata["help"], _default_text(f))))
+        if kind is bool:
+            p.add_argument(flag, action="store_true", help=text)
+            continue
+        kind = {0: non_negative_int, 1: positive_int}.get(f.metadata.get("minimum"), kind)
+        p.add_argument(flag, type=kind, choices=f.metadata.get("choices"), metavar=f.metadata.get("metavar"),
+                       help=text)
+
+
+def _default_text(f) -> str:
+    """The default of field ``f`` for its help: the presets' values, or the field's own default."""
+    by_preset = {name: p.settings[f.name] for name, p in PRESETS.items() if f.name in p.settings}
+    if by_preset:
+        return "default: the preset's (" + ", ".join(f"{name} {v}" for name, v in by_preset.items()) + ")"
+    return "" if f.default is None or f.default is False else f"default: {f.default}"
 
 
 def loss_config_from_args(args) -> LossConfig:
@@ -127,8 +123,6 @@ def _check_datasets(args) -> None:
 
 def _resumed_config(args, given: dict, loss: LossConfig):
     """The run's own TrainConfig (from ``<out>/config.json``); options given now must agree with it."""
-    from .training import TrainConfig
-
     if not args.out:
         raise UserError("--resume needs --out: the folder of the run to continue")
     out = Path(args.out)
@@ -163,40 +157,42 @@ def _loss_options_given(args) -> bool:
                 or any(getattr(args, k) is not None for k in ("weighting", "phi", "margin", "tps_lambda")))
 
 
-def run(args) -> int:
-    from .device import cap_threads
-    from .training import TrainConfig, Trainer
+def config_from_args(args) -> TrainConfig:
+    """The :class:`TrainConfig` of parsed ``macos-lite train`` options: the recipe's settings, then every option
+    given (a flag whose name is a field's), the loss options and ``--backbone-weights``; with ``--resume``,
+    the run's own settings (:func:`_resumed_config`).
 
-    cap_threads()  # $MACOS_LITE_THREADS: oversubscribed threads on a shared machine are many times slower
-
-    names = ("dataset", "data_root", "preset", "out", "backbone", "backbone_mode", "image_size", "batch_size",
-             "epochs", "steps_per_epoch", "lr", "pretrain_steps", "pretrain_lr", "pretrain_schedule",
-             "pretrain_warmup", "pretrain_grad_clip", "pretrain_images", "pretrain_backbone_mode", "feature_stride", "val_fraction",
-             "tuple_size", "augment", "val_dataset", "val_root",
-             "val_pairs", "early_stop_drop", "init_weights", "device", "amp", "compile", "num_workers", "seed",
-             "max_steps", "checkpoint_every", "resume", "overwrite", "prior_size", "prior_rounds", "prior_refresh",
-             "prior_momentum", "prior_partners")
-    from .training import reference_recipe
-
+    Raises :class:`~macos_lite.cli.UserError` for contradicting options, unknown datasets or loss terms.
+    """
     if args.resume and args.overwrite:
         raise UserError("--resume and --overwrite contradict each other: --resume continues the run in --out, "
                         "--overwrite replaces it; choose one")
     _check_datasets(args)
     # `is` tests: 0 == False, and 0 is a real value here (--pretrain-steps 0, --seed 0)
-    given = {f: getattr(args, f) for f in names if getattr(args, f) is not None and getattr(args, f) is not False}
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+             if getattr(args, f.name, None) is not None and getattr(args, f.name) is not False}
     loss = loss_config_from_args(args)
     if args.resume:
         cfg = _resumed_config(args, given, loss)
         cfg.progress = not args.no_progress
-    else:
-        values = reference_recipe() if args.recipe == "reference" else {}
-        values.update(given)
-        if args.recipe == "reference" and not args.init_weights:
-            print("warning: the reference recipe fine-tunes a WeakAlign checkpoint (--init-weights); from ImageNet "
-                  "weights its learning rate of 5e-8 cannot learn")
-        cfg = TrainConfig(loss=loss, progress=not args.no_progress, **values)
-        if args.backbone_weights:
-            cfg.pretrained = args.backbone_weights
+        return cfg
+    values = training_recipe("reference") if args.recipe == "reference" else {}
+    values.update(given)
+    if args.recipe == "reference" and not args.init_weights:
+        print("warning: the reference recipe fine-tunes a WeakAlign checkpoint (--init-weights); from ImageNet "
+              "weights its learning rate of 5e-8 cannot learn")
+    cfg = TrainConfig(loss=loss, progress=not args.no_progress, **values)
+    if args.backbone_weights:
+        cfg.pretrained = args.backbone_weights
+    return cfg
+
+
+def run(args) -> int:
+    from .device import cap_threads
+    from .training import Trainer
+
+    cap_threads()  # $MACOS_LITE_THREADS: oversubscribed threads on a shared machine are many times slower
+    cfg = config_from_args(args)
     trainer = Trainer(cfg)
     if trainer.is_main:
         print(f"training {cfg.dataset} with preset {trainer.cfg.preset} on {trainer.device} -> {trainer.out}")

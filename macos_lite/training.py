@@ -36,7 +36,6 @@ import random
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -45,16 +44,16 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from . import geometry as G
-from . import paths
 from .backbones import build_perceptual
 from .checkpoints import load_checkpoint, load_reference_weights, model_checkpoint, save_checkpoint
 from .data.locate import find_dataset
 from .device import resolve_device
-from .evaluation import ModelMethod, evaluate_matching
+from .evaluation import ModelMethod, evaluate_matching, pair_mask_jaccards
 from .losses import LossConfig, MaCoSLoss
+from .metrics import nanmean
 from .model import MaCoSNet
-from .presets import get_preset
 from .pretrain import lr_schedule, pretrain_loss
+from .train_config import TrainConfig, reference_recipe  # noqa: F401  (public here too)
 
 # which PCK normaliser a dataset's validation uses (the benchmark's own protocol)
 VAL_NORMALIZER = {"synthetic": "image", "pf-pascal": "scnet", "pf-willow": "kp_bbox", "spair": "bbox"}
@@ -77,92 +76,6 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, message: str, signum: int, out: Path):
         super().__init__(message)
         self.signum, self.out = signum, out
-
-
-@dataclass
-class TrainConfig:
-    """Settings of a training run; ``None`` fields take the preset's value (see :mod:`macos_lite.presets`)."""
-
-    dataset: str = "synthetic"
-    data_root: str | None = None
-    preset: str | None = None
-    out: str | None = None
-    backbone: str | None = None
-    backbone_mode: str | None = None
-    pretrained: bool | str = True
-    image_size: int | None = None
-    batch_size: int | None = None
-    epochs: int | None = None
-    steps_per_epoch: int | None = None
-    lr: float | None = None
-    pretrain_steps: int | None = None
-    pretrain_lr: float | None = None  # the peak rate of the pre-training schedule
-    pretrain_schedule: str | None = None  # "cosine": linear warm-up, then cosine decay to 0; or "constant"
-    pretrain_warmup: int | None = None  # warm-up steps of the cosine pre-training schedule
-    pretrain_grad_clip: float | None = None
-    pretrain_backbone_mode: str = "frozen"  # the encoder during pre-training: "frozen" or "last_stage"
-    pretrain_images: str | None = None  # None: default pool (module docstring); a folder; or names joined by '+'
-    feature_stride: int | None = None  # 16 (the paper's) or 8 (dilated last stage: a grid twice as fine)
-    backbone_lr_scale: float = 0.1
-    decoder_lr_scale: float = 10.0  # the decoder starts from scratch; G starts pre-trained
-    weight_decay: float = 0.0
-    scheduler: str = "cosine"
-    grad_clip: float = 10.0  # against spikes only: a tight clip lets the consistency terms' large gradients
-    # scale the matching gradient away
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "auto"  # "auto": bf16 autocast on CUDA; "bf16"; "off"
-    channels_last: str = "auto"
-    compile: bool = False
-    num_workers: int | None = None
-    tuple_size: int | None = None  # None: triplets when the transitivity loss is on, else pairs
-    augment: bool = False
-    loss: LossConfig = field(default_factory=LossConfig)
-    # the co-localisation prior behind L_prior (used when its weight is > 0; see macos_lite.pseudo_masks)
-    prior_size: int | None = None  # pixels: the prior's features and guided filter work on images of this size
-    prior_rounds: int = 3  # prototype-refinement rounds of the co-localisation
-    prior_refresh: int = 1  # refresh the pseudo-masks from the model every N epochs (0: never)
-    prior_momentum: float = 0.5  # the prior's share in a refreshed pseudo-mask
-    prior_partners: int = 3  # partners of the same category each image's refreshed mask is averaged over
-    num_train_images: int | None = None  # synthetic only
-    val_dataset: str | None = None  # None: synthetic val pairs for synthetic, the dataset's val split, or none
-    val_root: str | None = None
-    val_split: str = "val"
-    val_pairs: int | None = None
-    val_fraction: float = 0.3  # share of each category's images held out for validation (sets without val split)
-    early_stop_drop: float | None = None
-    log_every: int = 10
-    checkpoint_every: int = 0
-    max_steps: int | None = None
-    init_weights: str | None = None
-    resume: bool = False
-    overwrite: bool = False  # start afresh in a folder holding a run (its checkpoints are deleted)
-    progress: bool = True
-
-    def resolved(self) -> "TrainConfig":
-        """A copy with every preset-dependent field filled in."""
-        p = get_preset(self.preset)
-        values = asdict(self)
-        values["loss"] = self.loss
-        values["preset"] = p.name
-        for name in ("backbone", "backbone_mode", "image_size", "batch_size", "epochs", "steps_per_epoch", "lr",
-                     "pretrain_lr", "pretrain_steps", "pretrain_schedule", "pretrain_warmup", "pretrain_grad_clip",
-                     "feature_stride", "num_workers", "num_train_images", "prior_size"):
-            if values[name] is None:
-                values[name] = getattr(p, name)
-        values["val_pairs"] = values["val_pairs"] or p.num_val_pairs
-        if values["tuple_size"] is None:
-            values["tuple_size"] = 3 if self.loss.needs_triplets else 2
-        if self.loss.needs_triplets and values["tuple_size"] < 3:
-            raise ValueError("the transitivity loss needs triplets: set tuple_size=3 or lambda_trans=0")
-        if values["out"] is None:
-            values["out"] = str(paths.runs_root() / f"train-{values['dataset']}-{time.strftime('%Y%m%d-%H%M%S')}")
-        return TrainConfig(**values)
-
-    def to_dict(self) -> dict:
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d["loss"] = self.loss.to_dict()
-        return d
 
 
 def _loss_config(d) -> LossConfig:
@@ -641,21 +554,10 @@ class Trainer:
         metrics = {"val_pck@0.1": res.pck(alpha=0.1), "val_pck@0.05": res.pck(alpha=0.05),
                    "val_normalizer": self.val_normalizer}
         if self.cfg.loss.needs_masks and "mask_A" in self.val_pairs[0]:
-            metrics["val_jaccard"] = self._mask_jaccard(method)
+            scores = pair_mask_jaccards(method, self.val_pairs, self.cfg.batch_size, self.device)
+            metrics["val_jaccard"] = nanmean(scores)
         self.model.train()
         return metrics
-
-    def _mask_jaccard(self, method: ModelMethod) -> float:
-        from .data.registry import collate
-        from .metrics import binarize_prediction, jaccard, nanmean
-
-        scores = []
-        for batch in DataLoader(self.val_pairs, batch_size=self.cfg.batch_size, collate_fn=collate):
-            probs = method.masks(batch["image_A"].to(self.device), batch["image_B"].to(self.device))
-            for prob, gts in zip(probs, (batch["mask_A"], batch["mask_B"])):
-                for p, gt in zip(prob.cpu(), gts):
-                    scores.append(jaccard(binarize_prediction(p, gt.shape[-2:]), gt[0] > 0.5))
-        return nanmean(scores)
 
     def state_dict(self) -> dict:
         return model_checkpoint(self.model, optimizer=self.optimizer.state_dict(),
@@ -868,18 +770,3 @@ def _write_log(path: Path, records: list[dict]) -> None:
 def train(config: TrainConfig | None = None, **overrides) -> dict:
     """Build a :class:`Trainer` and fit it; returns its summary."""
     return Trainer(config, **overrides).fit()
-
-
-def reference_recipe() -> dict:
-    """TrainConfig overrides reproducing the official training script (docs/differences.md D16) with our fixed losses.
-
-    PF-PASCAL training pairs (with their flip flags and random crops), ResNet-101 at 240 px with frozen BN
-    statistics, Adam at lr 5e-8 without weight decay, batch 4, 60 epochs, seed 1, validation PCK on
-    PF-PASCAL val after every epoch and early stopping when it falls 0.05 below the best. The official run
-    starts from the WeakAlign checkpoint (``init_weights``); from ImageNet weights that learning rate is
-    far too small to learn anything, so use the ``full`` preset instead.
-    """
-    return dict(dataset="pf-pascal", preset="full", backbone="resnet101", image_size=240, backbone_mode="frozen_bn",
-                lr=5e-8, weight_decay=0.0, batch_size=4, epochs=60, steps_per_epoch=None, pretrain_steps=0,
-                scheduler="constant", early_stop_drop=0.05, augment=True, seed=1, val_dataset="pf-pascal",
-                val_split="val", val_pairs=10**9, backbone_lr_scale=1.0)

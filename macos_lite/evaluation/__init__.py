@@ -6,7 +6,8 @@
   :class:`DDTMethod` (co-localisation of the evaluated set);
 * :mod:`.keypoints` -- keypoint PCK (PF-PASCAL, PF-WILLOW, SPair-71k, synthetic): :func:`evaluate_matching`;
 * :mod:`.tss` -- dense flow PCK and co-segmentation on TSS: :func:`evaluate_tss`;
-* :mod:`.cosegmentation` -- precision P and Jaccard J of masks: :func:`evaluate_cosegmentation`;
+* :mod:`.cosegmentation` -- precision P and Jaccard J of masks: :func:`evaluate_cosegmentation`, and J of the
+  masks of a pair dataset: :func:`pair_mask_jaccards`;
 * :mod:`.protocols` -- each benchmark's default protocol (:data:`PROTOCOLS`) and the sentences saying how a
   number was computed;
 * :mod:`.summary` -- :func:`evaluate_dataset`, a benchmark's whole protocol for one or several methods, on
@@ -16,7 +17,7 @@ The ``macos-lite evaluate`` command is :mod:`macos_lite.evaluate_cli`.
 """
 
 from .common import EvaluationError
-from .cosegmentation import CosegScores, evaluate_cosegmentation, partner_indices
+from .cosegmentation import CosegScores, evaluate_cosegmentation, pair_mask_jaccards, partner_indices
 from .keypoints import DIRECTIONS, MatchingResult, evaluate_matching
 from .methods import DEFAULT_IMAGE_SIZE, KINDS, IdentityMethod, ModelMethod, describe_method, method_from_checkpoint
 from .reference_masks import DDTMethod, EllipseMethod, ellipse_mask
@@ -28,6 +29,7 @@ __all__ = [
     "DDTMethod", "DEFAULT_IMAGE_SIZE", "DIRECTIONS", "EllipseMethod", "ellipse_mask", "KINDS", "PROTOCOLS", "CachedItems", "CosegScores", "EvaluationError",
     "FlowScores", "IdentityMethod", "MatchingResult", "ModelMethod", "Protocol", "TSSResult", "describe_coseg",
     "describe_matching", "describe_method", "describe_tss", "evaluate_cosegmentation", "evaluate_dataset",
-    "evaluate_matching", "evaluate_tss", "evenly_spread", "method_from_checkpoint", "partner_indices", "to_json",
+    "evaluate_matching", "evaluate_tss", "evenly_spread", "method_from_checkpoint", "pair_mask_jaccards",
+    "partner_indices", "to_json",
     "tss_flow", "write_json",
 ]

@@ -207,3 +207,27 @@ def _evaluate_set_method(method, images, empty_gt: str, max_images: int | None) 
         with _naming(_image_name(items[i])):
             scores.add(_image_name(items[i]), items[i]["category_name"], probs[i], items[i]["mask"])
     return scores
+
+
+def pair_mask_jaccards(method, pairs, batch_size: int = 8, device="cpu", threshold: float = 0.5) -> list[float]:
+    """The Jaccard index J of every mask of a pair dataset: ``method.masks`` of each pair, resized to the ground
+    truth and thresholded (:func:`macos_lite.metrics.binarize_prediction`), scored with
+    :func:`macos_lite.metrics.jaccard`.
+
+    ``pairs``: items with ``image_A``/``image_B`` ``(3, S, S)`` and masks ``mask_A``/``mask_B`` ``(1, H, W)``
+    (foreground > 0.5). ``method.masks(images_A, images_B)`` returns two ``(B, 1, h, w)`` probability maps.
+    Returns one J per image, batch by batch: the A masks of a batch, then its B masks; NaN where the ground
+    truth has no foreground (left out by :func:`macos_lite.metrics.nanmean`). Raises ``KeyError`` when the
+    pairs carry no masks.
+    """
+    from torch.utils.data import DataLoader
+
+    from ..data.registry import collate
+
+    scores = []
+    for batch in DataLoader(pairs, batch_size=batch_size, collate_fn=collate):
+        probs = method.masks(batch["image_A"].to(device), batch["image_B"].to(device))
+        for prob, gts in zip(probs, (batch["mask_A"], batch["mask_B"])):
+            scores += [M.jaccard(M.binarize_prediction(p.cpu(), gt.shape[-2:], threshold), gt[0] > 0.5)
+                       for p, gt in zip(prob, gts)]
+    return scores

@@ -1,0 +1,88 @@
+"""`macos-lite train`: its flags are the fields of TrainConfig, and presets merge into the config in one step."""
+
+import argparse
+import dataclasses
+
+import pytest
+
+from macos_lite import train_cli
+from macos_lite.presets import PRESETS, get_preset, training_recipe
+from macos_lite.train_config import TrainConfig, recipe_table
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    train_cli.add_arguments(parser)
+    return parser
+
+
+def _options(parser) -> dict:
+    return {opt: action for action in parser._actions for opt in action.option_strings}
+
+
+def test_every_config_field_has_a_flag():
+    options = _options(_parser())
+    for f in dataclasses.fields(TrainConfig):
+        flag = train_cli.HAND_WRITTEN.get(f.name, "--" + f.name.replace("_", "-")).split(",")[0]
+        assert flag in options or flag.startswith("--losses"), f"no flag for TrainConfig.{f.name}"
+
+
+def test_no_options_give_the_dataclass_defaults():
+    """Compared with `dataclasses.fields` itself: parsing nothing must leave every field at its declared default."""
+    cfg = train_cli.config_from_args(_parser().parse_args([]))
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in ("loss", "progress"):
+            continue
+        declared = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        assert getattr(cfg, f.name) == declared, f.name
+
+
+def test_help_shows_the_declared_defaults():
+    options = _options(_parser())
+    assert "default: 3" in options["--prior-rounds"].help
+    assert "smoke 96, demo 128, full 240" in options["--image-size"].help
+    assert options["--epochs"].type is train_cli.non_negative_int
+    assert options["--feature-stride"].choices == (16, 8) and options["--feature-stride"].type is int
+
+
+def test_flags_reach_the_config():
+    args = _parser().parse_args(["--image-size", "64", "--lr", "0.5", "--augment", "--feature-stride", "8",
+                                 "--prior-momentum", "0.25", "--val-dataset", "none", "--seed", "0",
+                                 "--weight-decay", "0.01", "--pretrain-images", "a+b"])
+    cfg = train_cli.config_from_args(args)
+    assert (cfg.image_size, cfg.lr, cfg.augment, cfg.feature_stride) == (64, 0.5, True, 8)
+    assert (cfg.prior_momentum, cfg.val_dataset, cfg.seed, cfg.weight_decay) == (0.25, "none", 0, 0.01)
+    assert cfg.pretrain_images == "a+b"
+
+
+def test_reference_recipe_then_explicit_options(capsys):
+    cfg = train_cli.config_from_args(_parser().parse_args(["--recipe", "reference", "--lr", "1e-3"]))
+    assert "warning" in capsys.readouterr().out
+    expected = dict(training_recipe("reference"), lr=1e-3)
+    assert {k: getattr(cfg, k) for k in expected} == expected
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_preset_merge_equals_the_explicit_config(name):
+    explicit = TrainConfig(preset=name, out="-", tuple_size=3, **PRESETS[name].settings)  # triplets: λ_trans > 0
+    assert TrainConfig(preset=name, out="-").resolved() == explicit
+    assert TrainConfig(preset=name, out="-", image_size=32).resolved().image_size == 32
+
+
+def test_preset_settings_are_config_fields_and_read_as_attributes():
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    for preset in PRESETS.values():
+        assert set(preset.settings) <= names
+        assert preset.batch_size == preset.settings["batch_size"]
+        assert preset.num_val_pairs == preset.settings["val_pairs"]
+    assert get_preset("smoke", num_val_pairs=3, image_size=48).to_dict()["val_pairs"] == 3
+    with pytest.raises(AttributeError, match="no setting"):
+        PRESETS["demo"].colour
+
+
+def test_recipe_table_renders_resolved_values():
+    table = recipe_table({"a": TrainConfig(preset="smoke", out="-"), "b": TrainConfig(**training_recipe("reference"))},
+                         ("image_size", "lr"))
+    assert "| `image_size` | 96 | 240 |" in table and "| `lr` | 0.0001 | 5e-08 |" in table
+    with pytest.raises(ValueError, match="unknown training recipe"):
+        training_recipe("fastest")

@@ -1,0 +1,69 @@
+"""`macos_lite.sweep`: the scores of notebook 11's variants and their cached runner."""
+
+import math
+import statistics
+
+import pytest
+
+from macos_lite import sweep
+from macos_lite.data.registry import get_pairs
+from macos_lite.evaluation import ModelMethod, evaluate_matching, pair_mask_jaccards
+from macos_lite.losses import LossConfig
+from macos_lite.metrics import nanmean
+from macos_lite.presets import get_preset
+from macos_lite.training import NonFiniteLossError, Trainer
+from training_configs import tiny
+
+
+def test_standard_error_matches_the_statistics_module():
+    values = [0.2, 0.5, 0.9, 0.4]
+    assert sweep.standard_error(values) == pytest.approx(statistics.stdev(values) / math.sqrt(len(values)))
+    assert math.isnan(sweep.standard_error([0.3]))
+
+
+@pytest.fixture(scope="module")
+def start(tmp_path_factory):
+    """A tiny model after 3 pre-training steps, and 4 synthetic validation pairs at its size."""
+    out = tmp_path_factory.mktemp("start")
+    trainer = Trainer(tiny(out, epochs=0))
+    trainer.fit()
+    return trainer, out / "last.pt", get_pairs("synthetic", split="val", image_size=64, num_pairs=4)
+
+
+def test_score_agrees_with_the_evaluation_protocol(start):
+    trainer, _, pairs = start
+    scores = sweep.score(trainer.model, pairs, batch_size=2)
+    method = ModelMethod(trainer.model)
+    assert scores["pck"] == pytest.approx(evaluate_matching(method, pairs, normalizers=("image",)).pck("image", 0.1))
+    assert scores["jaccard"] == pytest.approx(nanmean(pair_mask_jaccards(method, pairs, 2)))
+
+
+def test_runner_trains_once_then_reads_its_cache(start, tmp_path, monkeypatch):
+    _, checkpoint, pairs = start
+    run = sweep.SweepRunner(get_preset("smoke", image_size=64), checkpoint, pairs, tmp_path, steps=1, batch_size=2,
+                            overrides=dict(image_size=64, num_train_images=20, pretrained=False, device="cpu"))
+    loss = LossConfig(weights={"matching": 1.0}, weighting="none")
+    first = run("matching", loss)
+    assert set(sweep.RESULT_KEYS) <= set(first) and first["seed"] == 0
+    assert len(list(tmp_path.glob("matching-seed0-*.json"))) == 1
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a cached variant must not train again")
+
+    monkeypatch.setattr(Trainer, "fit", refuse)
+    assert run("matching", loss) == first
+    with pytest.raises(AssertionError, match="must not train"):
+        run("matching", loss, seed=1)  # another seed is another result
+
+
+def test_a_diverged_variant_is_a_result(start, tmp_path, monkeypatch):
+    _, checkpoint, pairs = start
+
+    def diverge(self):
+        raise NonFiniteLossError("step 0 (weak): loss term 'matching' is not finite")
+
+    monkeypatch.setattr(Trainer, "fit", diverge)
+    run = sweep.SweepRunner(get_preset("smoke", image_size=64), checkpoint, pairs, tmp_path, steps=1, batch_size=2,
+                            overrides=dict(image_size=64, num_train_images=20, pretrained=False, device="cpu"))
+    result = run("huge", LossConfig(weights={"matching": 1e9}))
+    assert all(math.isnan(result[k]) for k in sweep.RESULT_KEYS) and result["weights"]["matching"] == 1e9
