@@ -132,6 +132,9 @@ def _expect_09(r):
         assert 0.0 <= r["tss"]["identity"]["flow_pck"] <= 1.0
     if "pf-willow" in r.get("real_data", []):
         assert r["pf-willow"]["identity"]["num_pairs"] == r["pf-willow"]["model"]["num_pairs"] > 0
+        refs, identity = r["pf-willow"]["references"], r["pf-willow"]["identity"]["pck"]
+        # the least-squares affine fit of the true keypoints is far closer to them than no motion
+        assert refs["affine_fit"]["kp_bbox"]["0.1"] > identity["kp_bbox"]["0.1"]
 
 
 def _expect_10(r):
