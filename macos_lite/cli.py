@@ -62,6 +62,41 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def number(kind=float, minimum=None, maximum=None, above=None, below=None):
+    """argparse type: a finite ``kind`` (int or float) within the given bounds, else a message naming them.
+
+    ``minimum``/``maximum`` are inclusive, ``above``/``below`` exclusive. NaN and infinities are refused.
+
+    Example:
+        >>> number(float, above=0)("3e-4")
+        0.0003
+        >>> number(float, minimum=0, maximum=1)("1.5")
+        Traceback (most recent call last):
+        argparse.ArgumentTypeError: must be a number from 0 to 1, got 1.5
+    """
+    import math
+
+    parts = [f"of at least {minimum}" if minimum is not None else "", f"above {above}" if above is not None else "",
+             f"of at most {maximum}" if maximum is not None else "", f"below {below}" if below is not None else ""]
+    if minimum is not None and maximum is not None:
+        parts = [f"from {minimum} to {maximum}"]
+    what = " ".join(["a whole number" if kind is int else "a number", " and ".join(x for x in parts if x)]).strip()
+
+    def convert(text: str):
+        try:
+            value = _int(text) if kind is int else float(text)
+        except (argparse.ArgumentTypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}") from None
+        if not math.isfinite(value) or (minimum is not None and value < minimum) or (
+                maximum is not None and value > maximum) or (above is not None and value <= above) or (
+                below is not None and value >= below):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+
+    convert.__name__ = kind.__name__  # argparse names the type in some messages
+    return convert
+
+
 def writable_folder(path, option: str = "--out") -> "Path":
     """Create folder ``path`` (parents too) and check that files can be written in it.
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import metrics as M
 from . import report
+from .cli import number
 from .data.imageio import DataError
 from .data.registry import NAMES
 from .device import cap_threads, resolve_device
@@ -44,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"at {DEFAULT_IMAGE_SIZE} px or more)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the summary to this JSON file")
     parser.add_argument("--split", default=None, help="pf-pascal: train/val/test; spair: trn/val/test (default: test)")
-    parser.add_argument("--alpha", type=float, nargs="+", default=None, metavar="A",
+    parser.add_argument("--alpha", type=number(float, above=0), nargs="+", default=None, metavar="A",
                         help="PCK thresholds (default: the benchmark's, e.g. 0.05 0.1 0.15 for PF-WILLOW)")
     parser.add_argument("--normalizer", nargs="+", default=None, choices=M.NORMALIZERS,
                         help="PCK normalisers, the first is primary (default: the benchmark's)")

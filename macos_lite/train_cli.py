@@ -8,7 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import get_args, get_type_hints
 
-from .cli import UserError, non_negative_int, positive_int
+from .cli import UserError, non_negative_int, number, positive_int
 from .losses import ABLATIONS, TERMS, LossConfig, ablation
 from .presets import PRESETS, training_recipe
 from .train_config import TrainConfig
@@ -40,11 +40,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     loss.add_argument("--losses", help=f"comma-separated terms to use with lambda 1 (of {', '.join(TERMS)})")
     loss.add_argument("--ablation", choices=tuple(ABLATIONS), help="one of the paper's ablations")
     for term in TERMS:
-        loss.add_argument(f"--lambda-{term}", type=float, help=f"weight of L_{term}")
+        loss.add_argument(f"--lambda-{term}", type=number(float, minimum=0), help=f"weight of L_{term}")
     loss.add_argument("--weighting", choices=("mask", "corr_max", "none"), help="foreground guidance of L_matching")
-    loss.add_argument("--phi", type=float, help="matching tolerance in feature cells")
-    loss.add_argument("--margin", type=float, help="contrastive margin m")
-    loss.add_argument("--tps-lambda", type=float, help="TPS regulariser inside the losses")
+    loss.add_argument("--phi", type=number(float, above=0), help="matching tolerance in feature cells")
+    loss.add_argument("--margin", type=number(float, minimum=0), help="contrastive margin m")
+    loss.add_argument("--tps-lambda", type=number(float, minimum=0), help="TPS regulariser inside the losses")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out exactly where it stopped, with the settings of its config.json")
     p.add_argument("--overwrite", action="store_true",
@@ -70,7 +70,11 @@ def add_setting_arguments(p) -> None:
         if kind is bool:
             p.add_argument(flag, action="store_true", help=text)
             continue
-        kind = {0: non_negative_int, 1: positive_int}.get(f.metadata.get("minimum"), kind)
+        bounds = {k: f.metadata[k] for k in ("minimum", "maximum", "above", "below") if k in f.metadata}
+        if kind is int and set(bounds) == {"minimum"} and bounds["minimum"] in (0, 1):
+            kind = non_negative_int if bounds["minimum"] == 0 else positive_int
+        elif kind in (int, float) and not f.metadata.get("choices"):
+            kind = number(kind, **bounds)  # finite, within the bounds
         p.add_argument(flag, type=kind, choices=f.metadata.get("choices"), metavar=f.metadata.get("metavar"),
                        help=text)
 

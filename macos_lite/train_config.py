@@ -16,14 +16,17 @@ from .losses import LossConfig
 from .presets import get_preset, training_recipe
 
 
-def setting(default=None, help: str = "", *, choices: tuple | None = None, minimum: int | None = None,
+def setting(default=None, help: str = "", *, choices: tuple | None = None, minimum: float | None = None,
+            maximum: float | None = None, above: float | None = None, below: float | None = None,
             metavar: str | None = None):
     """A :class:`TrainConfig` field with a command-line flag: ``dataclasses.field(default, metadata=...)``.
 
-    ``help`` (without the default: the flag's help adds it), ``choices`` (the allowed values), ``minimum``
-    (0 or 1: the least whole number) and ``metavar`` describe the flag.
+    ``help`` (without the default: the flag's help adds it), ``choices`` (the allowed values), the bounds
+    ``minimum``/``maximum`` (inclusive) and ``above``/``below`` (exclusive), and ``metavar`` describe the flag;
+    a numeric flag also refuses NaN and infinities (:func:`macos_lite.cli.number`).
     """
-    meta = {"help": help, "choices": choices, "minimum": minimum, "metavar": metavar}
+    meta = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum, "above": above,
+            "below": below, "metavar": metavar}
     return field(default=default, metadata={k: v for k, v in meta.items() if v is not None})
 
 
@@ -48,14 +51,14 @@ class TrainConfig:
     epochs: int | None = setting(help="epochs of the weak phase", minimum=0)
     steps_per_epoch: int | None = setting(help="weak steps per epoch (None: one pass over the training tuples)",
                                           minimum=1)
-    lr: float | None = setting(help="peak learning rate of the weak phase")
+    lr: float | None = setting(help="peak learning rate of the weak phase", above=0)
     pretrain_steps: int | None = setting(help="synthetic strong-supervision steps before the weak phase", minimum=0)
-    pretrain_lr: float | None = setting(help="peak learning rate of pre-training")
+    pretrain_lr: float | None = setting(help="peak learning rate of pre-training", above=0)
     pretrain_schedule: str | None = setting(
         help="pre-training learning rate: linear warm-up then cosine decay to 0, or constant",
         choices=("cosine", "constant"))
-    pretrain_warmup: int | None = setting(help="warm-up steps of the cosine pre-training schedule")
-    pretrain_grad_clip: float | None = setting(help="gradient-norm clip during pre-training")
+    pretrain_warmup: int | None = setting(help="warm-up steps of the cosine pre-training schedule", minimum=0)
+    pretrain_grad_clip: float | None = setting(help="gradient-norm clip during pre-training", above=0)
     pretrain_backbone_mode: str = setting("frozen", "the encoder during pre-training: frozen, or its last stage "
                                           "trained with BN fixed", choices=("frozen", "last_stage"))
     pretrain_images: str | None = setting(
@@ -65,14 +68,14 @@ class TrainConfig:
     feature_stride: int | None = setting(
         help="stride of the correlated features: 16 (paper) or 8 (dilated last stage, 2x finer grid)",
         choices=(16, 8))
-    backbone_lr_scale: float = setting(0.1, "the encoder's learning rate as a multiple of --lr")
+    backbone_lr_scale: float = setting(0.1, "the encoder's learning rate as a multiple of --lr", minimum=0)
     decoder_lr_scale: float = setting(10.0, "the decoder's learning rate as a multiple of --lr (the decoder "
-                                            "starts from scratch; G starts pre-trained)")
-    weight_decay: float = setting(0.0, "Adam's weight decay")
+                                            "starts from scratch; G starts pre-trained)", minimum=0)
+    weight_decay: float = setting(0.0, "Adam's weight decay", minimum=0)
     scheduler: str = setting("cosine", "learning rate of the weak phase: cosine decay or constant",
                              choices=("cosine", "constant"))
     grad_clip: float = setting(10.0, "gradient-norm clip of the weak phase (against spikes only: a tight clip "
-                                     "lets the consistency terms' large gradients scale the matching gradient away)")
+                                     "lets the consistency terms' large gradients scale the matching gradient away)", above=0)
     seed: int = setting(0, "seed of every random choice (images, warps, initialisation)")
     device: str = setting("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
     amp: str = setting("auto", "mixed precision: auto (bf16 autocast on CUDA), bf16, off",
@@ -89,7 +92,7 @@ class TrainConfig:
     prior_size: int | None = setting(help="image size of the co-localisation prior")
     prior_rounds: int = setting(3, "prototype-refinement rounds of the prior")
     prior_refresh: int = setting(1, "refresh the pseudo-masks from the model every N epochs (0: never)")
-    prior_momentum: float = setting(0.5, "the prior's share in a refreshed pseudo-mask")
+    prior_momentum: float = setting(0.5, "the prior's share in a refreshed pseudo-mask", minimum=0, maximum=1)
     prior_partners: int = setting(3, "partners of the same category each image's refreshed mask is averaged over")
     num_train_images: int | None = setting(help="size of the synthetic training set (synthetic only)", minimum=1)
     val_dataset: str | None = setting(help="dataset for the per-epoch validation PCK ('none' to skip; default: "
@@ -99,8 +102,8 @@ class TrainConfig:
     val_pairs: int | None = setting(help="validation pairs: how many synthetic pairs are drawn, or at most this "
                                           "many (an even spread) of a real set", minimum=1)
     val_fraction: float = setting(0.3, "share of each category's images held out of training to validate on "
-                                       "(PF-WILLOW; 0: no validation)")
-    early_stop_drop: float | None = setting(help="stop when val PCK < best - this (reference: 0.05)")
+                                       "(PF-WILLOW; 0: no validation)", minimum=0, below=1)
+    early_stop_drop: float | None = setting(help="stop when val PCK < best - this (reference: 0.05)", minimum=0)
     log_every: int = setting(10, "log the losses every N steps", minimum=1)
     checkpoint_every: int = setting(0, "also save last.pt every N steps (0: at the end of epochs only)", minimum=0)
     max_steps: int | None = setting(help="stop after this global step (resume later with --resume)", minimum=0)
