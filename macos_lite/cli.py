@@ -62,6 +62,26 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def bounds_text(kind=float, minimum=None, maximum=None, above=None, below=None) -> str:
+    """The phrase "a number above 0" (or "a whole number from 0 to 1" ...) that names what a setting accepts."""
+    if minimum is not None and maximum is not None:
+        parts = [f"from {minimum} to {maximum}"]
+    else:
+        parts = [f"of at least {minimum}" if minimum is not None else "", f"of at most {maximum}" if maximum is not None else ""]
+    parts += [f"above {above}" if above is not None else "", f"below {below}" if below is not None else ""]
+    return " ".join(["a whole number" if kind is int else "a number", " and ".join(x for x in parts if x)]).strip()
+
+
+def within_bounds(value, minimum=None, maximum=None, above=None, below=None) -> bool:
+    """Whether ``value`` is finite and within the bounds (``minimum``/``maximum`` inclusive, ``above``/``below``
+    exclusive)."""
+    import math
+
+    return math.isfinite(value) and not ((minimum is not None and value < minimum) or (
+        maximum is not None and value > maximum) or (above is not None and value <= above) or (
+        below is not None and value >= below))
+
+
 def number(kind=float, minimum=None, maximum=None, above=None, below=None):
     """argparse type: a finite ``kind`` (int or float) within the given bounds, else a message naming them.
 
@@ -74,22 +94,15 @@ def number(kind=float, minimum=None, maximum=None, above=None, below=None):
         Traceback (most recent call last):
         argparse.ArgumentTypeError: must be a number from 0 to 1, got 1.5
     """
-    import math
-
-    parts = [f"of at least {minimum}" if minimum is not None else "", f"above {above}" if above is not None else "",
-             f"of at most {maximum}" if maximum is not None else "", f"below {below}" if below is not None else ""]
-    if minimum is not None and maximum is not None:
-        parts = [f"from {minimum} to {maximum}"]
-    what = " ".join(["a whole number" if kind is int else "a number", " and ".join(x for x in parts if x)]).strip()
+    bounds = dict(minimum=minimum, maximum=maximum, above=above, below=below)
+    what = bounds_text(kind, **bounds)
 
     def convert(text: str):
         try:
             value = _int(text) if kind is int else float(text)
         except (argparse.ArgumentTypeError, ValueError):
             raise argparse.ArgumentTypeError(f"must be {what}, got {text}") from None
-        if not math.isfinite(value) or (minimum is not None and value < minimum) or (
-                maximum is not None and value > maximum) or (above is not None and value <= above) or (
-                below is not None and value >= below):
+        if not within_bounds(value, **bounds):
             raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
         return value
 

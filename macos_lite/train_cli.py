@@ -11,7 +11,7 @@ from typing import get_args, get_type_hints
 from .cli import UserError, non_negative_int, number, positive_int
 from .losses import ABLATIONS, TERMS, LossConfig, ablation
 from .presets import PRESETS, training_recipe
-from .train_config import TrainConfig
+from .train_config import BOUNDS, TrainConfig
 
 # options that may differ when a run is resumed (they do not change what is computed)
 RESUME_MAY_CHANGE = ("max_steps", "device", "num_workers", "checkpoint_every", "resume", "out", "progress")
@@ -70,7 +70,7 @@ def add_setting_arguments(p) -> None:
         if kind is bool:
             p.add_argument(flag, action="store_true", help=text)
             continue
-        bounds = {k: f.metadata[k] for k in ("minimum", "maximum", "above", "below") if k in f.metadata}
+        bounds = {k: f.metadata[k] for k in BOUNDS if k in f.metadata}
         if kind is int and set(bounds) == {"minimum"} and bounds["minimum"] in (0, 1):
             kind = non_negative_int if bounds["minimum"] == 0 else positive_int
         elif kind in (int, float) and not f.metadata.get("choices"):

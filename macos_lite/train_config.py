@@ -127,12 +127,33 @@ class TrainConfig:
             raise ValueError("the transitivity loss needs triplets: set tuple_size=3 or lambda_trans=0")
         if values["out"] is None:
             values["out"] = str(paths.runs_root() / f"train-{values['dataset']}-{time.strftime('%Y%m%d-%H%M%S')}")
+        check_bounds(values)
         return TrainConfig(**values)
 
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["loss"] = self.loss.to_dict()
         return d
+
+
+BOUNDS = ("minimum", "maximum", "above", "below")
+
+
+def check_bounds(values: dict) -> None:
+    """Raise ``ValueError`` naming the setting, its flag and its range when a numeric setting of ``values`` (a
+    ``{field: value}`` dict) is NaN, infinite or outside the bounds its :func:`setting` declares -- the rule the
+    command line applies to its flags, for configs built in Python."""
+    from .cli import bounds_text, within_bounds
+
+    for f in fields(TrainConfig):
+        bounds = {k: f.metadata[k] for k in BOUNDS if k in f.metadata}
+        value = values.get(f.name)
+        if not bounds or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if not within_bounds(value, **bounds):
+            kind = int if isinstance(value, int) else float
+            raise ValueError(f"{f.name} (--{f.name.replace('_', '-')}) must be {bounds_text(kind, **bounds)}, "
+                             f"got {value}")
 
 
 def reference_recipe() -> dict:

@@ -86,3 +86,21 @@ def test_recipe_table_renders_resolved_values():
     assert "| `image_size` | 96 | 240 |" in table and "| `lr` | 0.0001 | 5e-08 |" in table
     with pytest.raises(ValueError, match="unknown training recipe"):
         training_recipe("fastest")
+
+
+@pytest.mark.parametrize("setting, value, words", [
+    ("lr", float("nan"), ["--lr", "above 0"]),
+    ("grad_clip", 0.0, ["--grad-clip", "above 0"]),
+    ("val_fraction", 1.0, ["--val-fraction", "below 1"]),
+    ("prior_momentum", -0.5, ["--prior-momentum", "from 0 to 1"]),
+    ("epochs", -1, ["--epochs", "whole number of at least 0"]),
+])
+def test_a_config_built_in_python_keeps_the_flags_bounds(setting, value, words):
+    with pytest.raises(ValueError) as info:
+        TrainConfig(preset="smoke", out="unused", **{setting: value}).resolved()
+    assert all(w in str(info.value) for w in words), str(info.value)
+
+
+def test_bounds_accept_the_edges_they_include():
+    cfg = TrainConfig(preset="smoke", out="unused", val_fraction=0.0, prior_momentum=1.0, epochs=0).resolved()
+    assert (cfg.val_fraction, cfg.prior_momentum, cfg.epochs) == (0.0, 1.0, 0)
