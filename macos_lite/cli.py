@@ -19,6 +19,7 @@ unexpected ends with exit code 1 and a one-line summary. ``--debug`` (anywhere o
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import os
 import re
@@ -46,28 +47,13 @@ class UserError(Exception):
     """
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (``--batch-size``, ``--steps-per-epoch`` ...)."""
-    value = _int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0 (``--epochs``, ``--pretrain-steps`` ...)."""
-    value = _int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 0, got {text}")
-    return value
-
-
 def bounds_text(kind=float, minimum=None, maximum=None, above=None, below=None) -> str:
     """The phrase "a number above 0" (or "a whole number from 0 to 1" ...) that names what a setting accepts."""
     if minimum is not None and maximum is not None:
         parts = [f"from {minimum} to {maximum}"]
     else:
-        parts = [f"of at least {minimum}" if minimum is not None else "", f"of at most {maximum}" if maximum is not None else ""]
+        parts = [f"of at least {minimum}" if minimum is not None else "",
+                 f"of at most {maximum}" if maximum is not None else ""]
     parts += [f"above {above}" if above is not None else "", f"below {below}" if below is not None else ""]
     return " ".join(["a whole number" if kind is int else "a number", " and ".join(x for x in parts if x)]).strip()
 
@@ -82,10 +68,13 @@ def within_bounds(value, minimum=None, maximum=None, above=None, below=None) -> 
         below is not None and value >= below))
 
 
+@functools.lru_cache(maxsize=None)
 def number(kind=float, minimum=None, maximum=None, above=None, below=None):
     """argparse type: a finite ``kind`` (int or float) within the given bounds, else a message naming them.
 
-    ``minimum``/``maximum`` are inclusive, ``above``/``below`` exclusive. NaN and infinities are refused.
+    ``minimum``/``maximum`` are inclusive, ``above``/``below`` exclusive. NaN and infinities are refused; text
+    that is not a ``kind`` is named as such. The same bounds give the same function (``positive_int`` is
+    ``number(int, minimum=1)``).
 
     Example:
         >>> number(float, above=0)("3e-4")
@@ -100,7 +89,7 @@ def number(kind=float, minimum=None, maximum=None, above=None, below=None):
     def convert(text: str):
         try:
             value = _int(text) if kind is int else float(text)
-        except (argparse.ArgumentTypeError, ValueError):
+        except ValueError:
             raise argparse.ArgumentTypeError(f"must be {what}, got {text}") from None
         if not within_bounds(value, **bounds):
             raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
@@ -108,6 +97,10 @@ def number(kind=float, minimum=None, maximum=None, above=None, below=None):
 
     convert.__name__ = kind.__name__  # argparse names the type in some messages
     return convert
+
+
+positive_int = number(int, minimum=1)  # --batch-size, --steps-per-epoch ...
+non_negative_int = number(int, minimum=0)  # --epochs, --pretrain-steps ...
 
 
 def writable_folder(path, option: str = "--out") -> "Path":

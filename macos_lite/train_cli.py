@@ -8,7 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import get_args, get_type_hints
 
-from .cli import UserError, non_negative_int, number, positive_int
+from .cli import UserError, number
 from .losses import ABLATIONS, TERMS, LossConfig, ablation
 from .presets import PRESETS, training_recipe
 from .train_config import BOUNDS, TrainConfig
@@ -71,9 +71,7 @@ def add_setting_arguments(p) -> None:
             p.add_argument(flag, action="store_true", help=text)
             continue
         bounds = {k: f.metadata[k] for k in BOUNDS if k in f.metadata}
-        if kind is int and set(bounds) == {"minimum"} and bounds["minimum"] in (0, 1):
-            kind = non_negative_int if bounds["minimum"] == 0 else positive_int
-        elif kind in (int, float) and not f.metadata.get("choices"):
+        if kind in (int, float) and not f.metadata.get("choices"):
             kind = number(kind, **bounds)  # finite, within the bounds
         p.add_argument(flag, type=kind, choices=f.metadata.get("choices"), metavar=f.metadata.get("metavar"),
                        help=text)

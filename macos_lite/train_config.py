@@ -75,7 +75,8 @@ class TrainConfig:
     scheduler: str = setting("cosine", "learning rate of the weak phase: cosine decay or constant",
                              choices=("cosine", "constant"))
     grad_clip: float = setting(10.0, "gradient-norm clip of the weak phase (against spikes only: a tight clip "
-                                     "lets the consistency terms' large gradients scale the matching gradient away)", above=0)
+                                     "lets the consistency terms' large gradients scale the matching gradient away)",
+                               above=0)
     seed: int = setting(0, "seed of every random choice (images, warps, initialisation)")
     device: str = setting("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
     amp: str = setting("auto", "mixed precision: auto (bf16 autocast on CUDA), bf16, off",

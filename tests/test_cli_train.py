@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from macos_lite import train_cli
+from macos_lite import cli, train_cli
 from macos_lite.presets import PRESETS, get_preset, training_recipe
 from macos_lite.train_config import TrainConfig, recipe_table
 
@@ -41,7 +41,7 @@ def test_help_shows_the_declared_defaults():
     options = _options(_parser())
     assert "default: 3" in options["--prior-rounds"].help
     assert "smoke 96, demo 128, full 240" in options["--image-size"].help
-    assert options["--epochs"].type is train_cli.non_negative_int
+    assert options["--epochs"].type is cli.non_negative_int
     assert options["--feature-stride"].choices == (16, 8) and options["--feature-stride"].type is int
 
 
