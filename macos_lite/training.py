@@ -32,9 +32,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -43,20 +41,19 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from . import geometry as G
 from .backbones import build_perceptual
 from .checkpoints import load_checkpoint, load_reference_weights, model_checkpoint, save_checkpoint
-from .data.locate import find_dataset
 from .device import resolve_device
 from .evaluation import ModelMethod, evaluate_matching, pair_mask_jaccards
 from .losses import LossConfig, MaCoSLoss
 from .metrics import nanmean
 from .model import MaCoSNet
 from .pretrain import lr_schedule, pretrain_loss
-from .train_config import TrainConfig, reference_recipe  # noqa: F401  (public here too)
+from .run_state import distributed_env, rng_state, seed_everything, set_rng_state
+from .stop_signals import StopRequests
+from .train_config import TrainConfig
+from .training_data import TrainingImages, holdout, pair_names, training_data, validation_data
 
-# which PCK normaliser a dataset's validation uses (the benchmark's own protocol)
-VAL_NORMALIZER = {"synthetic": "image", "pf-pascal": "scnet", "pf-willow": "kp_bbox", "spair": "bbox"}
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -83,42 +80,6 @@ def _loss_config(d) -> LossConfig:
 
 
 # ----------------------------------------------------------------------------------------------
-# Distributed helpers
-# ----------------------------------------------------------------------------------------------
-
-
-def _distributed() -> tuple[int, int, int]:
-    """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
-
-
-def _rng_state() -> dict:
-    # numpy's state as plain values, so the checkpoint loads with weights_only=True
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
-                                                        cached], "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-# ----------------------------------------------------------------------------------------------
 # Data
 # ----------------------------------------------------------------------------------------------
 
@@ -137,174 +98,6 @@ class _StepBatches(torch.utils.data.Sampler):
         return max(0, self.stop - self.start)
 
 
-# real sets with keypoint pairs but no official validation split: validation holds out some of their images
-HOLDOUT_DATASETS = ("pf-willow",)
-
-
-def _part_root(cfg: TrainConfig, name: str, names: list[str]):
-    return cfg.data_root if len(names) == 1 else find_dataset(name, cfg.data_root)
-
-
-def _holdout(cfg: TrainConfig) -> tuple[str | None, set[str]]:
-    """(dataset part whose images are held out for validation, their names); (None, set()) when the run
-    validates elsewhere (synthetic, an official val split, ``val_dataset``) or ``val_fraction`` is 0."""
-    from .data.registry import get_images
-    from .data.split import holdout_names
-
-    names = cfg.dataset.split("+")
-    part = next((n for n in names if n in HOLDOUT_DATASETS), None)
-    if part is None or cfg.val_dataset is not None or not cfg.val_fraction:
-        return None, set()
-    images = get_images(part, root=_part_root(cfg, part, names), image_size=cfg.image_size)
-    return part, holdout_names(images, cfg.val_fraction)
-
-
-def _training_data(cfg: TrainConfig, held_part: str | None = None, held: set[str] = frozenset()):
-    """(pre-training pool, weak tuple view, pool description) of the training set.
-
-    ``dataset`` may join several image sets with '+' (e.g. ``pf-willow+weizmann-horse``); each is looked up
-    with :func:`macos_lite.data.locate.find_dataset` under ``data_root``. The images ``held`` out of part
-    ``held_part`` (validation) are left out of both the weak tuples and the pool. The pool follows
-    ``pretrain_images`` (:func:`macos_lite.data.pool.pool_sources`). Benchmark images are decoded once and
-    cached in memory (:class:`~macos_lite.data.cache.CachedImages`).
-    """
-    from .data.cache import CachedImages, JoinedImages
-    from .data.pool import FolderImages, pool_sources
-    from .data.registry import get_images, get_pairs
-    from .data.views import PairList, WeakTuples
-
-    names = cfg.dataset.split("+")
-    parts = _image_parts(cfg, cfg.image_size, held_part, held)
-    images = parts[names[0]] if len(names) == 1 else JoinedImages([parts[n] for n in names])
-    if names == ["pf-pascal"]:  # replay the official training pair list (with its flip flags)
-        view = PairList(get_pairs("pf-pascal", root=cfg.data_root, split="train", image_size=cfg.image_size),
-                        tuple_size=cfg.tuple_size, seed=cfg.seed, augment=cfg.augment)
-    else:
-        n = None if cfg.steps_per_epoch is None else cfg.steps_per_epoch * cfg.batch_size
-        view = WeakTuples(images, tuple_size=cfg.tuple_size, num_tuples=n, seed=cfg.seed, augment=cfg.augment)
-
-    sources = pool_sources(cfg.pretrain_images, names, cfg.data_root)
-    pool, described = [], []
-    for name, root in sources:
-        if root is None:
-            part = parts[name]
-        elif name == "folder":
-            part = CachedImages(FolderImages(root, image_size=cfg.image_size), progress=cfg.progress)
-        else:
-            part = CachedImages(get_images(name, root=root, image_size=cfg.image_size), progress=cfg.progress)
-        pool.append(part)
-        described.append({"source": name, "root": None if root is None else str(root), "images": len(part)})
-    if [n for n, r in sources if r is None] == names and len(sources) == len(names):
-        pool_images = images  # the training set itself
-    else:
-        pool_images = pool[0] if len(pool) == 1 else JoinedImages(pool)
-    return pool_images, view, described
-
-
-def _image_parts(cfg: TrainConfig, image_size: int, held_part: str | None = None,
-                 held: set[str] = frozenset()) -> dict:
-    """The weak training images of each part of a '+'-joined dataset at ``image_size`` (benchmark images
-    cached; the ``held`` images of ``held_part`` left out)."""
-    from .data.cache import CachedImages
-    from .data.registry import get_images
-    from .data.split import without_images
-
-    names = cfg.dataset.split("+")
-    parts = {}
-    for name in names:
-        if name == "synthetic":
-            parts[name] = get_images("synthetic", split="train", image_size=image_size,
-                                     num_images=cfg.num_train_images, seed=cfg.seed)
-        else:
-            raw = get_images(name, root=_part_root(cfg, name, names), split="train" if name == "pf-pascal" else None,
-                             image_size=image_size)
-            if name == held_part:
-                raw = without_images(raw, held)
-            parts[name] = CachedImages(raw, progress=cfg.progress)
-    return parts
-
-
-def _image_set(cfg: TrainConfig, image_size: int, held_part: str | None = None, held: set[str] = frozenset()):
-    """The weak training images (all parts joined) at ``image_size``, in the order the tuples index them."""
-    from .data.cache import JoinedImages
-
-    names = cfg.dataset.split("+")
-    parts = _image_parts(cfg, image_size, held_part, held)
-    return parts[names[0]] if len(names) == 1 else JoinedImages([parts[n] for n in names])
-
-
-class _TrainingImages:
-    """The images the weak phase draws tuples from, by the index the batches carry: ``image(i)`` at a size,
-    ``labels``. For an image dataset (WeakTuples) the dataset itself; for a pair list its images."""
-
-    def __init__(self, cfg: TrainConfig, images, view, held_part=None, held=frozenset()):
-        from .data.views import PairList
-
-        self.cfg, self.view, self.held_part, self.held = cfg, view, held_part, held
-        if isinstance(view, PairList):
-            self.labels = list(view.image_labels)
-            self._sets = {}
-        else:
-            self.labels = list(images.labels)
-            self._sets = {cfg.image_size: images}
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def stack(self, size: int) -> torch.Tensor:
-        """Every image at ``size x size`` as ``uint8`` ``(N, 3, size, size)``."""
-        from .data.views import PairList
-
-        if isinstance(self.view, PairList):
-            read = lambda i: G.resize(self.view.pairs.read_image(self.view.image_paths[i]), (size, size))  # noqa: E731
-        else:
-            if size not in self._sets:
-                self._sets[size] = _image_set(self.cfg, size, self.held_part, self.held)
-            read = lambda i: self._sets[size][i]["image"]  # noqa: E731
-        return torch.stack([(read(i).clamp(0, 1) * 255).round().to(torch.uint8) for i in range(len(self))])
-
-
-def _validation_data(cfg: TrainConfig, held_part: str | None = None, held: set[str] = frozenset()):
-    """(validation pairs or None, their PCK normaliser, a description); the pairs among the ``held`` images
-    of ``held_part`` when there are any, else ``val_dataset`` / the dataset's official val split."""
-    from .data.registry import get_pairs
-    from .data.split import pairs_among
-
-    if held_part is not None and held:
-        names = cfg.dataset.split("+")
-        pairs = pairs_among(get_pairs(held_part, root=_part_root(cfg, held_part, names), image_size=cfg.image_size),
-                            held)
-        if len(pairs) == 0:
-            return None, None, None
-        return pairs, VAL_NORMALIZER.get(held_part, "image"), \
-            f"{held_part}: pairs of the {len(held)} images held out of training ({cfg.val_fraction:g} per category)"
-    name = cfg.val_dataset or ("synthetic" if cfg.dataset == "synthetic" else
-                               "pf-pascal" if cfg.dataset == "pf-pascal" else None)
-    if name is None or name == "none":
-        return None, None, None
-    if name == "synthetic":
-        pairs = get_pairs("synthetic", split="val", image_size=cfg.image_size, num_pairs=cfg.val_pairs, seed=cfg.seed)
-        where = "synthetic val"
-    else:
-        root = cfg.val_root or (cfg.data_root if name == cfg.dataset else find_dataset(name, cfg.data_root))
-        split = cfg.val_split if name in ("pf-pascal", "spair") else None
-        pairs = get_pairs(name, root=root, split=split, image_size=cfg.image_size)
-        where = f"{name} {split or 'all pairs'}"
-    if name != "synthetic" and cfg.val_pairs and len(pairs) > cfg.val_pairs:  # an even spread, always the same pairs
-        keep = np.linspace(0, len(pairs) - 1, cfg.val_pairs).round().astype(int)
-        pairs = torch.utils.data.Subset(pairs, keep.tolist())
-    return pairs, VAL_NORMALIZER.get(name, "image"), where
-
-
-def _pair_names(pairs) -> list[str]:
-    """``"A -> B"`` names of a pair dataset (or a Subset of one), without decoding images."""
-    base, idx = (pairs.dataset, pairs.indices) if isinstance(pairs, torch.utils.data.Subset) else (pairs, None)
-    records = getattr(base, "records", None)
-    if records is None:
-        return []
-    records = records if idx is None else [records[i] for i in idx]
-    return [f"{r.name_A} -> {r.name_B}" for r in records]
-
 
 # ----------------------------------------------------------------------------------------------
 # Trainer
@@ -320,7 +113,7 @@ class Trainer:
             setattr(config, k, v)
         config.loss = _loss_config(config.loss)
         self.cfg = cfg = config.resolved()
-        self.rank, self.world, local_rank = _distributed()
+        self.rank, self.world, local_rank = distributed_env()
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo")
         self.device = resolve_device(cfg.device)
@@ -349,10 +142,10 @@ class Trainer:
                 find_unused_parameters=True)
         self.forward = torch.compile(self.net) if cfg.compile else self.net
 
-        self.held_part, self.held_out = _holdout(cfg)
-        self.images, self.view, self.pool_sources = _training_data(cfg, self.held_part, self.held_out)
+        self.held_part, self.held_out = holdout(cfg)
+        self.images, self.view, self.pool_sources = training_data(cfg, self.held_part, self.held_out)
         self.pseudo = self._build_pseudo_masks() if cfg.loss.active("prior") else None
-        self.val_pairs, self.val_normalizer, self.val_source = _validation_data(cfg, self.held_part, self.held_out)
+        self.val_pairs, self.val_normalizer, self.val_source = validation_data(cfg, self.held_part, self.held_out)
         self.steps_per_epoch = cfg.steps_per_epoch or max(1, len(self.view) // cfg.batch_size)
         self.total_steps = cfg.pretrain_steps + cfg.epochs * self.steps_per_epoch
 
@@ -366,6 +159,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.step, self.best, self.history = 0, -math.inf, []
         self.stopped_early = False
+        self._stop = None
         if cfg.resume:
             self._resume()
 
@@ -426,7 +220,7 @@ class Trainer:
                 fix = " ".join(f"--{k.replace('_', '-')} {was}" for k, (was, _) in mismatch.items())
                 raise ValueError(f"{path}: the checkpoint was trained with "
                                  + ", ".join(f"{k} = {was}" for k, (was, _) in mismatch.items())
-                                 + f", this run uses " + ", ".join(f"{k} = {now}" for k, (_, now) in mismatch.items())
+                                 + ", this run uses " + ", ".join(f"{k} = {now}" for k, (_, now) in mismatch.items())
                                  + f"; pass {fix} (or another preset)")
             self.model.load_state_dict(state["model"])
         else:
@@ -442,7 +236,7 @@ class Trainer:
         if cfg.augment:
             raise ValueError("the prior loss (lambda_prior > 0) needs augment off: its pseudo-masks are not cropped "
                              "with the images; drop --augment or set --lambda-prior 0")
-        self.train_images = _TrainingImages(cfg, getattr(self.view, "images", None), self.view, self.held_part,
+        self.train_images = TrainingImages(cfg, getattr(self.view, "images", None), self.view, self.held_part,
                                             self.held_out)
         self._guide = self.train_images.stack(cfg.prior_size)
         t0 = time.perf_counter()
@@ -561,7 +355,7 @@ class Trainer:
 
     def state_dict(self) -> dict:
         return model_checkpoint(self.model, optimizer=self.optimizer.state_dict(),
-                                scheduler=self.scheduler.state_dict(), rng=_rng_state(), step=self.step,
+                                scheduler=self.scheduler.state_dict(), rng=rng_state(), step=self.step,
                                 best=self.best, history=self.history, config=self.cfg.to_dict(),
                                 stopped_early=self.stopped_early,
                                 pseudo_masks=self.pseudo.state_dict() if self.pseudo is not None else None)
@@ -584,7 +378,7 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         self.step, self.best, self.history = state["step"], state["best"], list(state["history"])
         self.stopped_early = bool(state.get("stopped_early", False))
         if self.pseudo is not None and state.get("pseudo_masks") is not None:
@@ -593,29 +387,9 @@ class Trainer:
             _write_log(self.out / "log.jsonl", self.history)
 
     # ------------------------------------------------------------------------------------------
-    # SIGINT / SIGTERM: stop at the next step boundary, so that last.pt is exactly a resumable state
-    def _install_signal_handlers(self) -> dict:
-        self._stop_signal = None
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        previous = {}
-
-        def handler(signum, frame):
-            if self._stop_signal is not None:  # a second signal: stop now (last.pt is the previous save)
-                signal.signal(signum, previous.get(signum, signal.SIG_DFL))
-                raise KeyboardInterrupt
-            self._stop_signal = signum
-            if self.is_main:
-                print(f"\n{signal.Signals(signum).name}: stopping after the current step (send it again to "
-                      "stop at once)", flush=True)
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, handler)
-        return previous
-
     def _stop_if_asked(self) -> None:
         """At a step boundary: if a signal arrived, save last.pt and raise :class:`TrainingInterrupted`."""
-        signum = getattr(self, "_stop_signal", None)
+        signum = self._stop.signum if self._stop is not None else None
         if signum is None:
             return
         self.save()
@@ -657,14 +431,13 @@ class Trainer:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
-        previous = self._install_signal_handlers()
+        self._stop = StopRequests(announce=self.is_main)
         try:
-            while self.step < stop and not self.stopped_early:
-                self._run_phase(stop, bar)
-                self._stop_if_asked()
+            with self._stop:
+                while self.step < stop and not self.stopped_early:
+                    self._run_phase(stop, bar)
+                    self._stop_if_asked()
         finally:
-            for signum, old in previous.items():
-                signal.signal(signum, old)
             if bar is not None:
                 bar.close()
             if self._tb is not None:
@@ -716,7 +489,7 @@ class Trainer:
         return {"step": 0, "phase": "setup", "train_images": len(train), "pretrain_pool": self.pool_sources,
                 "pretrain_pool_images": len(self.images), "val_source": self.val_source,
                 "held_out_images": sorted(self.held_out),
-                "val_pairs": _pair_names(self.val_pairs) if self.val_pairs is not None else []}
+                "val_pairs": pair_names(self.val_pairs) if self.val_pairs is not None else []}
 
     def _validate_main(self) -> dict:
         metrics = self.validate() if self.is_main else {}
