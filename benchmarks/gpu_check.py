@@ -29,6 +29,8 @@ def main(argv=None) -> int:
     p.add_argument("--shared-data", default=os.environ.get("MACOS_LITE_SHARED_DATA", str(ROOT.parent / "shared" / "data")))
     p.add_argument("--out", default=str(ROOT / "runs" / "gpu-check"))
     p.add_argument("--tiny", action="store_true", help="tiny settings, to test the script on a CPU")
+    p.add_argument("--only", nargs="+", metavar="WORD",
+                   help="run only the steps whose title contains one of these words (e.g. training throughput)")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -55,10 +57,12 @@ def main(argv=None) -> int:
         ("training (PF-WILLOW subset + Weizmann horses, lite)", [py, "-m", "macos_lite", "train", *train]),
         *[(f"evaluation on {cmd[5]}", cmd) for cmd in evaluate],
         ("training throughput", [py, str(ROOT / "benchmarks" / "train_throughput.py")]
-         + (["--backbones", "lite"] if args.tiny else [])),
+         + (["--backbones", "lite", "--tiny"] if args.tiny else [])),
         ("evaluation throughput", [py, str(ROOT / "benchmarks" / "eval_throughput.py")]
          + (["--pairs", "8", "--image-size", "64"] if args.tiny else [])),
     ]
+    if args.only:
+        steps = [(title, cmd) for title, cmd in steps if any(word in title for word in args.only)]
     failed = []
     for title, cmd in steps:
         banner = f"\n=== {title} ===\n$ {' '.join(cmd)}\n"

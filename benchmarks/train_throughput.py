@@ -4,8 +4,9 @@ For each backbone and batch size it measures, in one run and on one device:
 
 * encoder passes alone: the 9 encoder passes of a triplet step (3 images + 6 affine-warped re-encodings)
   as forward+backward on 9 x B images -> img/s and the encoder-bound triplets/s;
-* the full joint step (all five losses, affine->TPS cascade, triplets, backward, Adam) with the fast
-  settings (bf16 autocast, channels-last, optionally torch.compile) -> triplets/s, img/s, peak memory,
+* the full joint step of the default recipe (the five losses of eq 12 and the co-localisation prior
+  loss, whose pseudo-masks are made as the trainer makes them, affine->TPS cascade, triplets, backward,
+  Adam) with the fast settings (bf16 autocast, channels-last, optionally torch.compile) -> triplets/s, img/s, peak memory,
   and its ratio to the encoder bound;
 * the same step in plain fp32 eager -> the speed-up of the fast settings;
 * data loading: tuples/s of the training view through a DataLoader with workers, vs the step's need.
@@ -13,7 +14,9 @@ For each backbone and batch size it measures, in one run and on one device:
 Targets (GPU): joint step >= 70 % of the encoder bound, >= 3x the fp32 eager step, data >= 2x the step.
 On a CPU it runs with tiny settings and says so (the figures then only show that everything works).
 
-    python benchmarks/train_throughput.py [--backbones lite resnet101] [--batch-sizes 16 64] [--compile]
+    python benchmarks/train_throughput.py [--backbones lite resnet101] [--batch-sizes 16 64] [--compile] [--tiny]
+
+``--tiny`` (forced on a CPU): batch 2, 96 px, 2 steps -- the figures then only show that everything runs.
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ import time
 
 import torch
 
-from macos_lite.backbones import build_perceptual
+from macos_lite import geometry as G
+from macos_lite.backbones import available_backbones, build_perceptual
 from macos_lite.device import cap_threads, resolve_device
 from macos_lite.losses import LossConfig, MaCoSLoss
 from macos_lite.model import MaCoSNet
+from macos_lite.pseudo_masks import PseudoMasks
+from macos_lite.train_config import TrainConfig
 
 
 def sync(device):
@@ -59,11 +65,21 @@ def encoder_step(model, images, fast: bool, device):
     return step
 
 
-def joint_step(model, forward, loss_fn, optimizer, images, fast: bool, device):
+def pseudo_targets(model, images: torch.Tensor, prior_size: int, device) -> torch.Tensor:
+    """The targets of the prior loss for a batch of tuples ``(B, T, 3, S, S)``, made as the trainer makes them
+    (:meth:`macos_lite.pseudo_masks.PseudoMasks.from_images`: each tuple co-localised as one category)."""
+    b, t = images.shape[:2]
+    flat = G.resize(images.flatten(0, 1).float().cpu(), (prior_size, prior_size))
+    labels = [i // t for i in range(b * t)]
+    pseudo = PseudoMasks.from_images(flat, labels, model.encoder, images.shape[-2:], device=device)
+    return pseudo.targets(torch.arange(b * t).view(b, t)).to(device)
+
+
+def joint_step(model, forward, loss_fn, optimizer, images, pseudo, fast: bool, device):
     def step():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast and device.type == "cuda"):
             out = forward(images, tps=True, masks=True)
-            total, _ = loss_fn(out, images)
+            total, _ = loss_fn(out, images, pseudo)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
@@ -91,7 +107,7 @@ def data_rate(image_size: int, batch: int, workers: int, steps: int) -> float:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--backbones", nargs="+", default=["lite", "resnet101"])
+    p.add_argument("--backbones", nargs="+", default=["lite", "resnet101"], choices=available_backbones())
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[16, 64])
     p.add_argument("--image-size", type=int, default=240)
     p.add_argument("--steps", type=int, default=10)
@@ -99,25 +115,30 @@ def main(argv=None) -> None:
     p.add_argument("--workers", type=int, default=8)
     p.add_argument("--compile", action="store_true")
     p.add_argument("--device", default="auto")
+    p.add_argument("--tiny", action="store_true", help="tiny settings (forced on a CPU)")
     args = p.parse_args(argv)
     device = resolve_device(args.device)
     if device.type != "cuda":
         cap_threads()
+    if device.type != "cuda" or args.tiny:
         args.batch_sizes, args.image_size, args.steps, args.warmup, args.workers = [2], 96, 2, 1, 0
-        print("CPU: tiny settings (batch 2, 96 px, 2 steps): these figures only show that the benchmark runs")
+        print(f"{'CPU' if device.type != 'cuda' else '--tiny'}: tiny settings (batch 2, 96 px, 2 steps): these "
+              "figures only show that the benchmark runs")
     torch.backends.cudnn.benchmark = True
     print(f"device {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
     header = (f"{'backbone':10s} {'batch':>5s} | {'enc img/s':>9s} {'bound tr/s':>10s} | {'step tr/s':>9s} "
               f"{'img/s':>7s} {'of bound':>8s} {'peak GiB':>8s} | {'fp32 tr/s':>9s} {'speed-up':>8s}")
     print(header)
     print("-" * len(header))
+    prior_size = min(args.image_size, TrainConfig(preset="full").resolved().prior_size)
     for backbone in args.backbones:
         model = MaCoSNet(backbone, args.image_size, pretrained=False, backbone_mode="frozen_bn").to(device)
         perceptual = build_perceptual(backbone, pretrained=False).to(device)
-        loss_fn = MaCoSLoss(LossConfig(), perceptual)
+        loss_fn = MaCoSLoss(LossConfig(), perceptual)  # the default recipe, as `macos-lite train` runs it
         optimizer = torch.optim.Adam([q for q in model.parameters() if q.requires_grad], lr=1e-5)
         for batch in args.batch_sizes:
             images = torch.rand(batch, 3, 3, args.image_size, args.image_size, device=device)
+            pseudo = pseudo_targets(model, images, prior_size, device) if loss_fn.config.active("prior") else None
             rows = {}
             for fast in (True, False):
                 if device.type == "cuda":
@@ -126,7 +147,7 @@ def main(argv=None) -> None:
                 enc = timed(encoder_step(model, images, fast, device), args.steps, args.warmup, device)
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
-                step = timed(joint_step(model, forward, loss_fn, optimizer, images, fast, device), args.steps,
+                step = timed(joint_step(model, forward, loss_fn, optimizer, images, pseudo, fast, device), args.steps,
                              args.warmup, device)
                 peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
                 rows[fast] = (9 * batch / enc, batch / enc, batch / step, peak)
