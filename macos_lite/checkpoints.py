@@ -7,8 +7,6 @@ so an interrupted save never leaves a truncated checkpoint) and read with ``weig
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -26,21 +24,14 @@ class CheckpointError(ValueError, RuntimeError):
 
 
 def save_checkpoint(path: str | Path, state: dict) -> Path:
-    """Write ``state`` to ``path`` atomically (the old file stays intact until the new one is complete)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write ``state`` to ``path`` atomically (the old file stays intact until the new one is complete).
+
+    A full disk raises :class:`~macos_lite.cli_common.NoSpaceError` naming the file (torch's own writer error
+    on a full disk is recognised too); the previous checkpoint of that name is then intact.
+    """
+    from .cli_common import atomic_write
+
+    return atomic_write(path, lambda f: torch.save(state, f), fsync=True)
 
 
 def load_checkpoint(path: str | Path, map_location="cpu", check_finite: bool = True) -> dict:

@@ -37,7 +37,7 @@ def run(args) -> int:
     from .training import Trainer, TrainConfig
     from .viz import pair_figure
 
-    from .cli import UserError, writable_folder
+    from .cli_common import UserError, writable_file, writable_folder
 
     if not 0 <= args.pair < NUM_PAIRS:
         raise UserError(f"--pair {args.pair}: the demo shows one of its {NUM_PAIRS} synthetic validation pairs; "

@@ -8,7 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import get_args, get_type_hints
 
-from .cli import UserError, number
+from .cli_common import UserError, number
 from .losses import ABLATIONS, TERMS, LossConfig, ablation
 from .presets import PRESETS, training_recipe
 from .train_config import BOUNDS, TrainConfig
@@ -164,7 +164,7 @@ def config_from_args(args) -> TrainConfig:
     given (a flag whose name is a field's), the loss options and ``--backbone-weights``; with ``--resume``,
     the run's own settings (:func:`_resumed_config`).
 
-    Raises :class:`~macos_lite.cli.UserError` for contradicting options, unknown datasets or loss terms.
+    Raises :class:`~macos_lite.cli_common.UserError` for contradicting options, unknown datasets or loss terms.
     """
     if args.resume and args.overwrite:
         raise UserError("--resume and --overwrite contradict each other: --resume continues the run in --out, "

@@ -605,7 +605,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         download(args.name, root, force=args.force, quiet=args.quiet)
     except DownloadError as exc:
-        from macos_lite.cli import debug_enabled
+        from macos_lite.cli_common import debug_enabled
 
         if debug_enabled():
             raise
