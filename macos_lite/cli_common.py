@@ -204,6 +204,15 @@ def available_memory() -> int | None:
         return None
 
 
+def pair_memory(image_size: int, pairs: int, model: bool = True, feature_stride: int = 16) -> float:
+    """Rough bytes of a forward pass on ``pairs`` image pairs at ``image_size`` (float32): the images, and for
+    a model the two 4-D correlations of each pair, ``(S / stride)^4`` values each (the term that explodes).
+    A lower bound, used to refuse sizes that cannot fit before anything is allocated."""
+    images = pairs * 2 * 3 * image_size ** 2 * 4
+    cells = -(-image_size // feature_stride)
+    return images + (pairs * 2 * cells ** 4 * 4 if model else 0)
+
+
 def check_fits_in_memory(nbytes: float, what: str) -> None:
     """Refuse, before anything is allocated, work that needs ``nbytes`` bytes when the machine has fewer.
 

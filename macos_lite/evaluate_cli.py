@@ -15,7 +15,7 @@ from pathlib import Path
 from . import metrics as M
 from . import report
 from .cli_common import (NoSpaceError, UserError, check_fits_in_memory, debug_enabled, non_negative_int, number,
-                         paragraph, positive_int, writable_file)
+                         pair_memory, paragraph, positive_int, writable_file)
 from .data.imageio import DataError
 from .data.registry import NAMES
 from .device import cap_threads, resolve_device
@@ -79,14 +79,6 @@ def check_output_path(path, option: str = "--json", overwrite: bool = True) -> P
     return writable_file(path, option, overwrite=overwrite, consequence="Nothing was evaluated.")
 
 
-def memory_needed(image_size: int, batch_size: int, model: bool, feature_stride: int = 16) -> float:
-    """Bytes an evaluation at ``image_size`` roughly needs: a batch of image pairs as float32, and for a model
-    the 4-D correlation ``(S/stride)^4`` of each pair (forward and backward, float32)."""
-    images = batch_size * 2 * 3 * image_size ** 2 * 4
-    cells = -(-image_size // feature_stride)
-    return images + (batch_size * 2 * cells ** 4 * 4 if model else 0)
-
-
 def _write_somewhere_safe(summary: dict, wanted: Path, exc: BaseException) -> str:
     """Write the summary next to the current folder or in the temporary folder when ``wanted`` failed late;
     returns a sentence saying where it went."""
@@ -119,8 +111,8 @@ def run(args: argparse.Namespace) -> int:
             check_output_path(Path(args.flow_out) / "probe.flo", "--flow-out")
         device = resolve_device(args.device)
         if args.image_size is not None:  # refused before any allocation
-            check_fits_in_memory(memory_needed(args.image_size, args.batch_size, args.checkpoint is not None),
-                                 f"--image-size {args.image_size}")
+            check_fits_in_memory(pair_memory(args.image_size, args.batch_size, args.checkpoint is not None),
+                                 f"--image-size {args.image_size} (with --batch-size {args.batch_size})")
         if args.checkpoint is not None:
             method = method_from_checkpoint(args.checkpoint, device, args.kind, refine=args.refine)
         elif args.method == "ddt":

@@ -47,7 +47,7 @@ from torch.utils.data import DataLoader
 from . import geometry as G
 from .backbones import build_perceptual
 from .cli_common import NoSpaceError, atomic_write, unwrapped_batches
-from .checkpoints import load_checkpoint, load_reference_weights, model_checkpoint, save_checkpoint
+from .checkpoints import load_checkpoint, load_reference_weights, load_weights, model_checkpoint, save_checkpoint
 from .data.locate import find_dataset
 from .device import resolve_device
 from .evaluation import ModelMethod, evaluate_matching, pair_mask_jaccards
@@ -469,7 +469,7 @@ class Trainer:
                                  + ", ".join(f"{k} = {was}" for k, (was, _) in mismatch.items())
                                  + f", this run uses " + ", ".join(f"{k} = {now}" for k, (_, now) in mismatch.items())
                                  + f"; pass {fix} (or another preset)")
-            self.model.load_state_dict(state["model"])
+            load_weights(self.model, state["model"], path)
         else:
             load_reference_weights(self.model, state)
 
@@ -638,7 +638,7 @@ class Trainer:
         if missing:
             raise ValueError(f"--resume: {path} is not a training checkpoint (no {', '.join(missing)}); "
                              "resume needs the last.pt that `macos-lite train` wrote")
-        self.model.load_state_dict(state["model"])
+        load_weights(self.model, state["model"], path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"])

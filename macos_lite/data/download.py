@@ -602,6 +602,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.name:
         print("error: name a dataset to download, or use --list", file=sys.stderr)
         return 2
+    from macos_lite.cli_common import writable_folder
+
+    from macos_lite.paths import DATA_ENV
+
+    writable_folder(root, "--root" if args.root is not None else f"${DATA_ENV}")  # exit 2 before any transfer
     try:
         download(args.name, root, force=args.force, quiet=args.quiet)
     except DownloadError as exc:
