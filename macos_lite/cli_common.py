@@ -171,7 +171,7 @@ def number(kind=float, minimum=None, maximum=None, above=None, below=None):
     def convert(text: str):
         try:
             value = _int(text) if kind is int else float(text)
-        except (ValueError, argparse.ArgumentTypeError):
+        except ValueError:
             raise argparse.ArgumentTypeError(f"must be {what}, got {text}") from None
         if not within_bounds(value, **bounds):
             raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
@@ -343,11 +343,12 @@ def atomic_write(path, content: bytes | str | Callable, overwrite: bool = True, 
             os.link(tmp, path)  # fails with FileExistsError when path exists: no replacing, no race
             os.unlink(tmp)
     except BaseException as exc:
+        full = isinstance(exc, Exception) and _disk_is_full(path.parent, exc)  # before the space is given back
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, FileExistsError) and not overwrite:
             raise FileExistsError(errno.EEXIST, f"{what or path} already exists and is left as it is; choose "
                                   "another name, or ask to overwrite it", str(path)) from None
-        if isinstance(exc, Exception) and _disk_is_full(path.parent, exc):
+        if full:
             raise NoSpaceError(f"no space left on device while writing {what or path}; it was not written "
                                "(any previous version is intact): free some space and run again", path) from exc
         raise

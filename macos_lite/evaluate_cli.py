@@ -7,6 +7,7 @@ the output paths before the long work, prints the table and writes the JSON.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import tempfile
 import time
@@ -145,11 +146,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {write_json(summary, args.json, overwrite=args.overwrite)}")
         except OSError as exc:
             where = _write_somewhere_safe(summary, Path(args.json), exc)
-            why = "no space left on device" if isinstance(exc, NoSpaceError) else \
+            full = isinstance(exc, NoSpaceError) or exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            why = "no space left on device" if full else \
                 "it appeared while evaluating, and is left as it is" if isinstance(exc, FileExistsError) else \
                 exc.strerror or exc
             print(f"error: --json {args.json}: could not write it ({why}); {where}", file=sys.stderr)
-            code = 2 if isinstance(exc, (NoSpaceError, FileExistsError)) else 1
+            code = 2 if full or isinstance(exc, FileExistsError) else 1
     for key in ("flow_out_error",):
         if summary.get(key):  # the scores above stand; the flows are incomplete
             print(f"error: {summary[key]}", file=sys.stderr)

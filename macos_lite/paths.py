@@ -10,15 +10,31 @@ RUNS_ENV = "MACOS_LITE_RUNS"
 SHARED_DATA_ENV = "MACOS_LITE_SHARED_DATA"
 
 
+def _folder_env(name: str) -> Path | None:
+    """The folder named by environment variable ``name`` (None when unset or empty); ``ValueError`` naming the
+    variable and its value when it names a file."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"${name} is {os.environ[name]!r}, which is a file, not a folder; point it at a folder "
+                         "(or unset it)")
+    return path
+
+
 def data_root() -> Path:
-    """Folder of downloaded benchmarks: ``$MACOS_LITE_DATA`` or ``~/.cache/macos_lite/data``."""
-    env = os.environ.get(DATA_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "macos_lite" / "data"
+    """Folder of downloaded benchmarks: ``$MACOS_LITE_DATA`` or ``~/.cache/macos_lite/data``.
+
+    Raises ``ValueError`` naming the variable when it names a file."""
+    return _folder_env(DATA_ENV) or Path.home() / ".cache" / "macos_lite" / "data"
 
 
 def runs_root() -> Path:
-    """Folder of checkpoints and results: ``$MACOS_LITE_RUNS`` or ``./runs``."""
-    return Path(os.environ.get(RUNS_ENV, "runs")).expanduser()
+    """Folder of checkpoints and results: ``$MACOS_LITE_RUNS`` or ``./runs``.
+
+    Raises ``ValueError`` naming the variable when it names a file."""
+    return _folder_env(RUNS_ENV) or Path("runs")
 
 
 def shared_data_root() -> Path | None:

@@ -46,7 +46,7 @@ from torch.utils.data import DataLoader
 
 from . import geometry as G
 from .backbones import build_perceptual
-from .cli_common import NoSpaceError, atomic_write, unwrapped_batches
+from .cli_common import NoSpaceError, atomic_write, unwrapped_batches, writable_folder
 from .checkpoints import load_checkpoint, load_reference_weights, load_weights, model_checkpoint, save_checkpoint
 from .data.locate import find_dataset
 from .device import resolve_device
@@ -381,23 +381,25 @@ class Trainer:
         """Create the run folder, refuse to replace a run in it, and remove stale checkpoint temp files.
 
         Raises :class:`RunExistsError` when ``out`` holds ``last.pt`` or ``best.pt`` and neither ``resume`` nor
-        ``overwrite`` is set; a ``PermissionError`` naming the folder when it cannot be written.
+        ``overwrite`` is set, or when its ``config.json`` belongs to another run; a
+        :class:`~macos_lite.cli_common.UserError` naming the folder when it cannot be written, and
+        :class:`~macos_lite.run_lock.RunFolderBusyError` when another live run holds its lock.
         """
-        cfg, out = self.cfg, self.out
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            probe = out / f".write-test-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
-            raise PermissionError(f"--out {out}: cannot write the run folder ({exc.strerror or exc}); "
-                                  "choose a folder you can write (or fix its permissions)") from exc
+        out = writable_folder(self.out, "--out")  # the one writability check
         from .run_lock import RunLock
 
         self._lock = RunLock(out).acquire()  # before anything in the folder is read, moved or deleted
         atexit.register(self._lock.release)
         if self._lock.note:
             print(self._lock.note)
+        try:
+            self._check_out()
+        except BaseException:
+            self._lock.release()  # refused: the folder is as it was
+            raise
+
+    def _check_out(self) -> None:
+        cfg, out = self.cfg, self.out
         held = [name for name in ("last.pt", "best.pt") if (out / name).is_file()]
         if not held and not cfg.resume and not cfg.overwrite:
             self._refuse_a_foreign_config()

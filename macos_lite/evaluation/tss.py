@@ -128,6 +128,23 @@ def _dataset_base(dataset):
     return getattr(dataset, "base", None)
 
 
+def _flo_files(folder: Path) -> list[Path]:
+    """Every ``.flo`` file under ``folder``, links to folders followed (the flows would be written through them)."""
+    import os
+
+    return [Path(d) / f for d, _, files in os.walk(folder, followlinks=True) for f in files if f.endswith(".flo")]
+
+
+def _guarded(target: Path, root: Path | None) -> Path:
+    """``target`` when writing it cannot touch the dataset under ``root`` (a link met on the way is followed)."""
+    if root is not None:
+        where = target.resolve()
+        if root == where or root in where.parents:
+            raise EvaluationError(f"--flow-out: {target} leads into the dataset's folder {root} (through a link); "
+                                  "nothing there was written. Choose a folder outside the dataset")
+    return target
+
+
 def check_flow_out(flow_out, dataset=None, overwrite: bool = False) -> Path:
     """Refuse a flow folder that would destroy data, before anything is computed.
 
@@ -153,7 +170,7 @@ def check_flow_out(flow_out, dataset=None, overwrite: bool = False) -> Path:
                 except OSError:
                     continue
                 truth[(st.st_dev, st.st_ino)] = gt
-            for f in where.rglob("*.flo"):
+            for f in _flo_files(where):
                 try:
                     st = f.stat()
                 except OSError:
@@ -162,7 +179,7 @@ def check_flow_out(flow_out, dataset=None, overwrite: bool = False) -> Path:
                     raise EvaluationError(f"--flow-out {out}: {f} is the ground-truth file {truth[st.st_dev, st.st_ino]} "
                                           "(a link); choose an empty folder outside the dataset")
     if out.is_dir() and not overwrite:
-        existing = sorted(out.rglob("*.flo"))
+        existing = sorted(_flo_files(out))
         if existing:
             raise EvaluationError(f"--flow-out {out} already holds {len(existing)} .flo file(s) (e.g. {existing[0]}) "
                                   "and they are left as they are; choose an empty folder, or add --overwrite to "
@@ -184,8 +201,11 @@ def evaluate_tss(method, dataset, alpha: float = 0.05, masks: bool = True, mirro
     the mean of the probability maps of the directed items it appears in (as B, and as A mirrored back
     when A was mirrored), grouped by subset.
     """
+    data_root = None
     if flow_out is not None:
         check_flow_out(flow_out, dataset, overwrite=flow_overwrite)
+        base = _dataset_base(dataset)
+        data_root = Path(base).resolve().parent if base is not None else None
     result = TSSResult(FlowScores(alpha), CosegScores(empty_gt) if masks else None)
     if masks:
         result.coseg.num_pairs = len(dataset)
@@ -206,8 +226,8 @@ def evaluate_tss(method, dataset, alpha: float = 0.05, masks: bool = True, mirro
                 flow = tss_flow(theta[i : i + 1].cpu(), method.kind, item["size_A"], item["size_B"], bool(mirrored[i]))
                 if flow_out is not None:
                     try:
-                        write_flo(Path(flow_out) / item["pair_name"] / f"flow{int(item['flow_dir'])}.flo", flow,
-                                  overwrite=flow_overwrite)
+                        target = Path(flow_out) / item["pair_name"] / f"flow{int(item['flow_dir'])}.flo"
+                        write_flo(_guarded(target, data_root), flow, overwrite=flow_overwrite)
                     except NoSpaceError as exc:  # the scores are still computed; the summary says what failed
                         result.flow.write_error = f"--flow-out {flow_out}: {exc}; the flows written before it are kept"
                         flow_out = None
