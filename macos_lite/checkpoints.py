@@ -7,8 +7,6 @@ so an interrupted save never leaves a truncated checkpoint) and read with ``weig
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -26,21 +24,14 @@ class CheckpointError(ValueError, RuntimeError):
 
 
 def save_checkpoint(path: str | Path, state: dict) -> Path:
-    """Write ``state`` to ``path`` atomically (the old file stays intact until the new one is complete)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write ``state`` to ``path`` atomically (the old file stays intact until the new one is complete).
+
+    A full disk raises :class:`~macos_lite.cli_common.NoSpaceError` naming the file (torch's own writer error
+    on a full disk is recognised too); the previous checkpoint of that name is then intact.
+    """
+    from .cli_common import atomic_write
+
+    return atomic_write(path, lambda f: torch.save(state, f), fsync=True)
 
 
 def load_checkpoint(path: str | Path, map_location="cpu", check_finite: bool = True) -> dict:
@@ -151,6 +142,33 @@ def model_from_checkpoint(path: str | Path, device="cpu"):
         raise ValueError(f"{path} is not a macos_lite checkpoint (no 'model'/'model_config'); published "
                          "CNNGeo/WeakAlign files load with load_reference_weights()")
     cfg = dict(state["model_config"])
-    model = MaCoSNet(pretrained=False, **cfg)
-    model.load_state_dict(state["model"])
+    try:
+        model = MaCoSNet(pretrained=False, **cfg)
+    except TypeError as exc:
+        raise CheckpointError(f"{path}: its model_config {cfg} does not describe a MaCoSNet of this version "
+                              f"({exc}); use a checkpoint written by this version's `macos-lite train`") from None
+    load_weights(model, state["model"], path)
     return model.to(device).eval()
+
+
+def load_weights(model, weights: dict, path) -> None:
+    """``model.load_state_dict(weights)``, with one paragraph instead of PyTorch's list of every key when the
+    weights do not fit the model (another backbone, image size or TPS grid): how many tensors are missing,
+    unexpected or of another shape, a few of each, and the model's settings.
+
+    Raises :class:`CheckpointError` naming ``path``.
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    shapes = [f"{k} {tuple(weights[k].shape)} vs {tuple(own[k].shape)}" for k in own
+              if k in weights and hasattr(weights[k], "shape") and tuple(weights[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = [f"{len(v)} {what} (e.g. {', '.join(v[:2])})" for what, v in
+                 (("missing", missing), ("unexpected", unexpected), ("of another shape", shapes)) if v]
+        config = getattr(model, "config", None)
+        raise CheckpointError(f"{path}: the weights do not fit the model built for them"
+                              + (f" ({', '.join(f'{k}={v}' for k, v in config.items())})" if config else "")
+                              + ": " + "; ".join(parts) + " tensors. The settings (backbone, image size, TPS grid, "
+                              "feature stride) must be those the weights were trained with")
+    model.load_state_dict(weights)

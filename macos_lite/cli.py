@@ -19,14 +19,14 @@ unexpected ends with exit code 1 and a one-line summary. ``--debug`` (anywhere o
 from __future__ import annotations
 
 import argparse
-import functools
 import importlib
-import os
-import re
 import sys
 
-DEBUG_ENV = "MACOS_LITE_DEBUG"
-_debug = False  # set by main() for the command it runs (--debug)
+from . import cli_common
+# the helpers every sub-command shares live in cli_common; these names stay importable from here
+from .cli_common import (DEBUG_ENV, NoSpaceError, UserError, bounds_text, debug_enabled,  # noqa: F401
+                         non_negative_int, number, paragraph, positive_int, within_bounds, writable_file,
+                         writable_folder)
 
 # sub-command -> (module, help); modules are imported only when their command runs
 COMMANDS = {
@@ -38,98 +38,6 @@ COMMANDS = {
     "assign": ("macos_lite.assignments", "generate student versions of the solution notebooks"),
     "grade": ("macos_lite.assignments", "grade a folder of submitted notebooks"),
 }
-
-
-class UserError(Exception):
-    """A mistake in a command's arguments or inputs: the message says what is wrong and how to fix it.
-
-    Raised by the sub-commands; :func:`main` prints it as one paragraph and exits with code 2.
-    """
-
-
-def bounds_text(kind=float, minimum=None, maximum=None, above=None, below=None) -> str:
-    """The phrase "a number above 0" (or "a whole number from 0 to 1" ...) that names what a setting accepts."""
-    if minimum is not None and maximum is not None:
-        parts = [f"from {minimum} to {maximum}"]
-    else:
-        parts = [f"of at least {minimum}" if minimum is not None else "",
-                 f"of at most {maximum}" if maximum is not None else ""]
-    parts += [f"above {above}" if above is not None else "", f"below {below}" if below is not None else ""]
-    return " ".join(["a whole number" if kind is int else "a number", " and ".join(x for x in parts if x)]).strip()
-
-
-def within_bounds(value, minimum=None, maximum=None, above=None, below=None) -> bool:
-    """Whether ``value`` is finite and within the bounds (``minimum``/``maximum`` inclusive, ``above``/``below``
-    exclusive)."""
-    import math
-
-    return math.isfinite(value) and not ((minimum is not None and value < minimum) or (
-        maximum is not None and value > maximum) or (above is not None and value <= above) or (
-        below is not None and value >= below))
-
-
-@functools.lru_cache(maxsize=None)
-def number(kind=float, minimum=None, maximum=None, above=None, below=None):
-    """argparse type: a finite ``kind`` (int or float) within the given bounds, else a message naming them.
-
-    ``minimum``/``maximum`` are inclusive, ``above``/``below`` exclusive. NaN and infinities are refused; text
-    that is not a ``kind`` is named as such. The same bounds give the same function (``positive_int`` is
-    ``number(int, minimum=1)``).
-
-    Example:
-        >>> number(float, above=0)("3e-4")
-        0.0003
-        >>> number(float, minimum=0, maximum=1)("1.5")
-        Traceback (most recent call last):
-        argparse.ArgumentTypeError: must be a number from 0 to 1, got 1.5
-    """
-    bounds = dict(minimum=minimum, maximum=maximum, above=above, below=below)
-    what = bounds_text(kind, **bounds)
-
-    def convert(text: str):
-        try:
-            value = _int(text) if kind is int else float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text}") from None
-        if not within_bounds(value, **bounds):
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
-        return value
-
-    convert.__name__ = kind.__name__  # argparse names the type in some messages
-    return convert
-
-
-positive_int = number(int, minimum=1)  # --batch-size, --steps-per-epoch ...
-non_negative_int = number(int, minimum=0)  # --epochs, --pretrain-steps ...
-
-
-def writable_folder(path, option: str = "--out") -> "Path":
-    """Create folder ``path`` (parents too) and check that files can be written in it.
-
-    Returns it as a ``Path``; raises :class:`UserError` naming ``option`` and the path otherwise (a file in
-    the way, no permission, a read-only disk).
-    """
-    import tempfile
-    from pathlib import Path
-
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        why = exc.strerror or str(exc)
-        raise UserError(f"{option} {path}: cannot create or write this folder ({why}); choose a folder you can "
-                        "write") from None
-    return path
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
@@ -169,30 +77,30 @@ def _user_error_types() -> tuple[type, ...]:
     return tuple(types)
 
 
-def debug_enabled() -> bool:
-    """True when ``--debug`` was given to the running command or ``MACOS_LITE_DEBUG`` is set (not 0):
-    commands that print their own error messages re-raise instead, so that the traceback shows."""
-    return _debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+def _is_machine_condition(exc: BaseException) -> bool:
+    """An ``OSError`` that the user fixes, not the program: a read-only disk, no permission, a full disk."""
+    import errno
 
-
-def paragraph(text: str) -> str:
-    """``text`` as one paragraph: no blank lines, no trailing space."""
-    return re.sub(r"\n\s*\n+", "\n", str(text).strip())
+    return isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC,
+                                                      errno.EDQUOT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``macos-lite argv``; returns the exit code (0 ok, 1 unexpected failure, 2 usage/input error)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    global _debug
     given = "--debug" in argv
-    debug = given or debug_enabled()
     argv = [a for a in argv if a != "--debug"]
+    try:
+        debug = given or debug_enabled()
+    except UserError as exc:  # a bad $MACOS_LITE_DEBUG
+        print(f"error: {paragraph(exc)}", file=sys.stderr)
+        return 2
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    previous, _debug = _debug, given
+    previous, cli_common._debug = cli_common._debug, given
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during training (see macos_lite.training)
@@ -204,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 -- the one place that turns errors into messages
         if debug:
             raise
-        if isinstance(exc, _user_error_types()):
+        if isinstance(exc, _user_error_types()) or _is_machine_condition(exc):
             print(f"error: {paragraph(exc)}", file=sys.stderr)
             return 2
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -212,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(run again with --debug, or {DEBUG_ENV}=1, to see the traceback)", file=sys.stderr)
         return 1
     finally:
-        _debug = previous
+        cli_common._debug = previous
 
 
 if __name__ == "__main__":

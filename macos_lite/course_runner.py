@@ -170,7 +170,7 @@ def run_course(notebooks: str | Path = "notebooks", out: str | Path | None = Non
                              + ", ".join(b.stem for b in books))
         books = chosen
     out = Path(out) if out else paths.runs_root() / time.strftime("%Y%m%d-%H%M%S")
-    from .cli import writable_folder
+    from .cli_common import writable_folder
 
     writable_folder(out)
     (out / "results").mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ the output paths before the long work, prints the table and writes the JSON.
 from __future__ import annotations
 
 import argparse
-import os
+import errno
 import sys
 import tempfile
 import time
@@ -15,7 +15,8 @@ from pathlib import Path
 
 from . import metrics as M
 from . import report
-from .cli import number
+from .cli_common import (NoSpaceError, UserError, check_fits_in_memory, debug_enabled, non_negative_int, number,
+                         pair_memory, paragraph, positive_int, writable_file)
 from .data.imageio import DataError
 from .data.registry import NAMES
 from .device import cap_threads, resolve_device
@@ -52,38 +53,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--direction", choices=DIRECTIONS, default=None,
                         help="keypoint transfer: B_to_A (PF) or A_to_B (SPair); default: the benchmark's")
     parser.add_argument("--kind", choices=KINDS, default="cascade", help="transform of a model (default: cascade)")
-    parser.add_argument("--batch-size", type=int, default=8, metavar="N")
+    parser.add_argument("--batch-size", type=positive_int, default=8, metavar="N")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default: auto)")
-    parser.add_argument("--max-pairs", type=int, default=None, metavar="N",
+    parser.add_argument("--max-pairs", type=positive_int, default=None, metavar="N",
                         help="evaluate only the first N pairs / directed TSS items / images")
     parser.add_argument("--flow-out", type=Path, default=None, metavar="DIR",
                         help="tss: also write the flows as <DIR>/<subset>/<pair>/flow<d>.flo for the official kit")
-    parser.add_argument("--partners", type=int, default=DEFAULT_PARTNERS, metavar="K",
+    parser.add_argument("--partners", type=positive_int, default=DEFAULT_PARTNERS, metavar="K",
                         help="co-segmentation with a model: each image's mask is the mean over K partners of its "
                              f"category (default: {DEFAULT_PARTNERS})")
-    parser.add_argument("--image-size", type=int, default=None, metavar="S",
+    parser.add_argument("--image-size", type=positive_int, default=None, metavar="S",
                         help=f"resize images to S x S (default: the model's, {DEFAULT_IMAGE_SIZE} for a baseline)")
     parser.add_argument("--empty-gt", choices=M.EMPTY_GT_POLICIES, default="skip",
                         help="images with empty ground truth in J: skip (default) or score")
-    parser.add_argument("--num-workers", type=int, default=0, metavar="N", help="data-loading processes")
+    parser.add_argument("--num-workers", type=non_negative_int, default=0, metavar="N", help="data-loading processes")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --json file or the .flo files already in --flow-out (without it, "
+                             "evaluate refuses before any work)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def check_output_path(path, option: str = "--json") -> Path:
-    """Make sure ``path`` can be written *before* a long evaluation: its folder is created and a probe file
-    written and removed there. Raises ``PermissionError``/``IsADirectoryError`` naming ``option`` and the path."""
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{option} {path} is a folder; give a file name, e.g. {path / 'results.json'}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise PermissionError(f"{option} {path}: cannot write there ({exc.strerror or exc}); choose a path you "
-                              "can write. Nothing was evaluated.") from exc
-    return path
+def check_output_path(path, option: str = "--json", overwrite: bool = True) -> Path:
+    """Make sure ``path`` can be written *before* a long evaluation (:func:`macos_lite.cli_common.writable_file`):
+    its folder is created and probed; without ``overwrite`` an existing file is refused. Raises
+    :class:`~macos_lite.cli_common.UserError` naming ``option`` and the path."""
+    return writable_file(path, option, overwrite=overwrite, consequence="Nothing was evaluated.")
 
 
 def _write_somewhere_safe(summary: dict, wanted: Path, exc: BaseException) -> str:
@@ -101,9 +95,9 @@ def _write_somewhere_safe(summary: dict, wanted: Path, exc: BaseException) -> st
 def run(args: argparse.Namespace) -> int:
     """Carry out parsed ``evaluate`` arguments: print the table, write the JSON; returns the exit code.
 
-    Exit codes: 0 done; 2 an input or option is wrong (message on stderr, nothing evaluated); 1 the
-    evaluation ran but the JSON could not be written where asked (it is written elsewhere and the message
-    says where).
+    Exit codes: 0 done; 2 an input or option is wrong (message on stderr, nothing evaluated), or the disk
+    filled up while writing the flows or the JSON (the scores are printed, the JSON written elsewhere and
+    the message says where); 1 the JSON could not be written for another reason (written elsewhere too).
     """
     cap_threads()
     if args.flow_out is not None and args.dataset != "tss":
@@ -111,16 +105,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.json is not None:  # before the long work: a bad path must not cost an evaluation
-            check_output_path(args.json, "--json")
+            check_output_path(args.json, "--json", overwrite=args.overwrite)
         if args.flow_out is not None:
+            if Path(args.flow_out).exists() and not Path(args.flow_out).is_dir():
+                raise UserError(f"--flow-out {args.flow_out} is a file, not a folder; give a folder for the flows")
             check_output_path(Path(args.flow_out) / "probe.flo", "--flow-out")
-        for option in ("batch_size", "max_pairs", "partners", "image_size"):
-            value = getattr(args, option)
-            if value is not None and value < 1:
-                raise ValueError(f"--{option.replace('_', '-')} must be at least 1, got {value}")
-        if args.num_workers < 0:
-            raise ValueError(f"--num-workers must be at least 0, got {args.num_workers}")
         device = resolve_device(args.device)
+        if args.image_size is not None:  # refused before any allocation
+            check_fits_in_memory(pair_memory(args.image_size, args.batch_size, args.checkpoint is not None),
+                                 f"--image-size {args.image_size} (with --batch-size {args.batch_size})")
         if args.checkpoint is not None:
             method = method_from_checkpoint(args.checkpoint, device, args.kind, refine=args.refine)
         elif args.method == "ddt":
@@ -136,27 +129,34 @@ def run(args: argparse.Namespace) -> int:
             args.dataset, method, root=args.data_root, split=args.split, image_size=image_size,
             alphas=args.alpha, normalizers=args.normalizer, direction=args.direction, batch_size=args.batch_size,
             device=device, max_pairs=args.max_pairs, flow_out=args.flow_out, partners=args.partners,
-            empty_gt=args.empty_gt, num_workers=args.num_workers, progress=not args.quiet)
+            empty_gt=args.empty_gt, num_workers=args.num_workers, progress=not args.quiet,
+            flow_overwrite=args.overwrite)
     except (DataError, FileNotFoundError, EvaluationError, ValueError, RuntimeError, PermissionError,
-            IsADirectoryError) as exc:
-        from macos_lite.cli import debug_enabled
-
+            IsADirectoryError, UserError) as exc:
         if debug_enabled():
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {paragraph(exc)}", file=sys.stderr)
         return 2
     print(report.format_text(summary))
     for warning in summary.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
+    code = 0
     if args.json is not None:
         try:
-            print(f"wrote {write_json(summary, args.json)}")
+            print(f"wrote {write_json(summary, args.json, overwrite=args.overwrite)}")
         except OSError as exc:
             where = _write_somewhere_safe(summary, Path(args.json), exc)
-            print(f"error: --json {args.json}: could not write it ({exc.strerror or exc}); {where}",
-                  file=sys.stderr)
-            return 1
-    return 0
+            full = isinstance(exc, NoSpaceError) or exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            why = "no space left on device" if full else \
+                "it appeared while evaluating, and is left as it is" if isinstance(exc, FileExistsError) else \
+                exc.strerror or exc
+            print(f"error: --json {args.json}: could not write it ({why}); {where}", file=sys.stderr)
+            code = 2 if full or isinstance(exc, FileExistsError) else 1
+    for key in ("flow_out_error",):
+        if summary.get(key):  # the scores above stand; the flows are incomplete
+            print(f"error: {summary[key]}", file=sys.stderr)
+            code = 2
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

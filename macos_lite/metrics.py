@@ -73,8 +73,12 @@ def pck_per_pair(pred: torch.Tensor, gt: torch.Tensor, alpha: float = 0.1, norma
 
     pred, gt: ``(B, N, 2)`` pixel coordinates in the comparison image; valid ``(B, N)`` bool (padding
     and invisible keypoints False: they are skipped); size ``(H, W)`` or ``(B, 2)`` of that image
-    (needed by ``"scnet"`` and ``"image"``); bbox ``(4,)`` or ``(B, 4)`` for ``"bbox"``.
+    (needed by ``"scnet"`` and ``"image"``); bbox ``(4,)`` or ``(B, 4)`` for ``"bbox"``. ``alpha`` must be
+    above 0 (else ``ValueError``: no distance is below 0 times the normaliser).
     """
+    if not (isinstance(alpha, (int, float)) or torch.is_tensor(alpha)) or not math.isfinite(float(alpha)) \
+            or float(alpha) <= 0:
+        raise ValueError(f"alpha must be a number above 0 (a fraction of the normaliser, e.g. 0.1), got {alpha!r}")
     pred, gt = _as_batch(pred, "pred"), _as_batch(gt, "gt")
     if pred.shape != gt.shape:
         raise ValueError(f"pred {tuple(pred.shape)} and gt {tuple(gt.shape)} must have the same shape")
@@ -161,8 +165,21 @@ def flow_pck(pred_flow: torch.Tensor, gt_flow: torch.Tensor, into_size, alpha: f
 EMPTY_GT_POLICIES = ("skip", "score")
 
 
+def _binary(mask, name: str) -> torch.Tensor:
+    """``mask`` as bool: a bool or integer mask (nonzero = foreground, so 0/255 masks work) as it is, a float
+    mask only when every value is 0 or 1. A float mask holding other values (a probability map) raises
+    ``ValueError`` naming ``name``: ``.bool()`` would count every value above 0 as foreground."""
+    mask = torch.as_tensor(mask)
+    if mask.is_floating_point() and not bool(((mask == 0) | (mask == 1)).all()):
+        values = mask[~((mask == 0) | (mask == 1))]
+        raise ValueError(f"{name} holds values other than 0 and 1 (e.g. {float(values.flatten()[0]):.4g}): it looks "
+                         "like a probability map. Threshold it first, as the protocol does: "
+                         f"binarize_prediction({name}, size) or {name} > 0.5")
+    return mask.bool()
+
+
 def _masks(pred, gt) -> tuple[torch.Tensor, torch.Tensor]:
-    pred, gt = torch.as_tensor(pred).bool(), torch.as_tensor(gt).bool()
+    pred, gt = _binary(pred, "pred"), _binary(gt, "gt")
     if pred.shape != gt.shape:
         raise ValueError(f"prediction {tuple(pred.shape)} and ground truth {tuple(gt.shape)} must be the same size; "
                          "resize the prediction to the ground truth first (binarize_prediction)")
@@ -171,6 +188,10 @@ def _masks(pred, gt) -> tuple[torch.Tensor, torch.Tensor]:
 
 def precision(pred, gt) -> float:
     """Co-segmentation "precision" P of the benchmarks: pixel accuracy ``#(pred == gt) / #pixels``.
+
+    ``pred``, ``gt``: binary masks of one size -- bool, integer (nonzero = foreground) or float holding only 0
+    and 1. A float mask with other values (``predict()``'s probabilities) raises ``ValueError``: threshold it
+    with :func:`binarize_prediction` (0.5, the benchmarks' protocol) first.
 
     Example:
         >>> precision(torch.tensor([[1, 1], [0, 0]]), torch.tensor([[1, 0], [0, 0]]))
@@ -182,6 +203,9 @@ def precision(pred, gt) -> float:
 
 def jaccard(pred, gt, empty_gt: str = "skip") -> float:
     """Foreground Jaccard index J = |pred & gt| / |pred | gt|.
+
+    ``pred``, ``gt``: binary masks as for :func:`precision` (a probability map raises ``ValueError``:
+    threshold it with :func:`binarize_prediction` first).
 
     empty_gt: what to do when the ground truth has no foreground ("noise" images of the Internet set):
     ``"skip"`` returns NaN so that the image is left out of the mean (the common protocol);

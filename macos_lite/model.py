@@ -86,6 +86,9 @@ class MaCoSNet(nn.Module):
                  backbone_mode: str = "finetune", tps_grid_size: int = 3, decoder_widths=None,
                  detach_affine_warp: bool = True, feature_stride: int = 16):
         super().__init__()
+        if not isinstance(image_size, (int, float)) or isinstance(image_size, bool) or image_size < 32:
+            raise ValueError(f"image_size must be a number of pixels of at least 32 (the stride-16 features' "
+                             f"minimum), got {image_size!r}")
         self.config = dict(backbone=backbone, image_size=int(image_size), tps_grid_size=int(tps_grid_size),
                            backbone_mode=backbone_mode, decoder_widths=decoder_widths,
                            detach_affine_warp=detach_affine_warp, feature_stride=int(feature_stride))
@@ -184,7 +187,8 @@ class MaCoSNet(nn.Module):
         A, ``kind``, ``theta_aff``, and mask probabilities ``mask_A``/``mask_B`` at each input's size
         (without the batch dimension when single images were given).
 
-        Converted as :func:`macos_lite.data.imageio.load_image` converts files: uint8 (/ 255), grayscale
+        Converted as :func:`macos_lite.data.imageio.load_image` converts files: uint8 (/ 255), any float dtype
+        (float64, float16) to the model's, grayscale
         (repeated to RGB), RGBA (alpha dropped), channels-last ``(H, W, 3)``/``(B, H, W, 3)``. Raises
         ``ValueError`` naming ``image_A``/``image_B`` for NaN/inf pixels, values outside [0, 1] (0..255
         floats, normalised images), other shapes, or batches of different sizes.
@@ -194,8 +198,8 @@ class MaCoSNet(nn.Module):
         if single != single_b or a.shape[0] != b.shape[0]:
             raise ValueError(f"image_A {tuple(image_A.shape)} and image_B {tuple(image_B.shape)} must both be single "
                              "images or batches of the same size")
-        device = next(self.parameters()).device
-        a, b = a.to(device), b.to(device)
+        weight = next(self.parameters())  # any float dtype (float64 from `img / 255.0`, float16) -> the model's
+        a, b = a.to(weight.device, weight.dtype), b.to(weight.device, weight.dtype)
         size_a, size_b = a.shape[-2:], b.shape[-2:]
         was_training = self.training
         self.eval()

@@ -93,9 +93,14 @@ PRESETS = {name: Preset(name, settings, _TEST_PAIRS[name]) for name, settings in
 
 def resolve_preset(name: str | None = None) -> str:
     """The preset to use: ``name``, else ``$MACOS_LITE_PRESET``, else ``full`` on a CUDA machine, else ``demo``."""
-    name = name or os.environ.get(PRESET_ENV) or ("full" if torch.cuda.is_available() else "demo")
+    if not name and os.environ.get(PRESET_ENV):
+        if os.environ[PRESET_ENV] not in PRESETS:
+            raise ValueError(f"${PRESET_ENV} is {os.environ[PRESET_ENV]!r}; the presets are {', '.join(PRESETS)} "
+                             f"(set it to one of them, or unset it)")
+        name = os.environ[PRESET_ENV]
+    name = name or ("full" if torch.cuda.is_available() else "demo")
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; the presets are {tuple(PRESETS)}")
+        raise ValueError(f"unknown preset {name!r}; the presets are {', '.join(PRESETS)}")
     return name
 
 

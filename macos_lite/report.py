@@ -132,7 +132,9 @@ def blocks(summary: dict, peers=None) -> list[Block]:
 
 
 def _header_lines(summary: dict) -> list[str]:
-    first = (f"{summary['dataset']} ({summary.get('split')}), {summary.get('num_pairs', '?')} pairs, "
+    unscored = summary.get("num_without_keypoints") or 0
+    pairs = f"{summary.get('num_pairs', '?')} pairs" + (f" ({unscored} without a scorable keypoint)" if unscored else "")
+    first = (f"{summary['dataset']} ({summary.get('split')}), {pairs}, "
              f"method {_method_label(summary)}, {summary.get('seconds', float('nan')):.1f} s")
     return [first, *textwrap.wrap(summary.get("protocol", ""), 110)]
 

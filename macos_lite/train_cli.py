@@ -8,7 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import get_args, get_type_hints
 
-from .cli import UserError, number
+from .cli_common import UserError, check_fits_in_memory, number, pair_memory
 from .losses import ABLATIONS, TERMS, LossConfig, ablation
 from .presets import PRESETS, training_recipe
 from .train_config import BOUNDS, TrainConfig
@@ -164,7 +164,7 @@ def config_from_args(args) -> TrainConfig:
     given (a flag whose name is a field's), the loss options and ``--backbone-weights``; with ``--resume``,
     the run's own settings (:func:`_resumed_config`).
 
-    Raises :class:`~macos_lite.cli.UserError` for contradicting options, unknown datasets or loss terms.
+    Raises :class:`~macos_lite.cli_common.UserError` for contradicting options, unknown datasets or loss terms.
     """
     if args.resume and args.overwrite:
         raise UserError("--resume and --overwrite contradict each other: --resume continues the run in --out, "
@@ -195,6 +195,9 @@ def run(args) -> int:
 
     cap_threads()  # $MACOS_LITE_THREADS: oversubscribed threads on a shared machine are many times slower
     cfg = config_from_args(args)
+    resolved = cfg.resolved()
+    check_fits_in_memory(3 * pair_memory(resolved.image_size, resolved.batch_size, True, resolved.feature_stride),
+                         f"--image-size {resolved.image_size} (with --batch-size {resolved.batch_size})")
     trainer = Trainer(cfg)
     if trainer.is_main:
         print(f"training {cfg.dataset} with preset {trainer.cfg.preset} on {trainer.device} -> {trainer.out}")

@@ -23,7 +23,7 @@ def setting(default=None, help: str = "", *, choices: tuple | None = None, minim
 
     ``help`` (without the default: the flag's help adds it), ``choices`` (the allowed values), the bounds
     ``minimum``/``maximum`` (inclusive) and ``above``/``below`` (exclusive), and ``metavar`` describe the flag;
-    a numeric flag also refuses NaN and infinities (:func:`macos_lite.cli.number`).
+    a numeric flag also refuses NaN and infinities (:func:`macos_lite.cli_common.number`).
     """
     meta = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum, "above": above,
             "below": below, "metavar": metavar}
@@ -144,7 +144,7 @@ def check_bounds(values: dict) -> None:
     """Raise ``ValueError`` naming the setting, its flag and its range when a numeric setting of ``values`` (a
     ``{field: value}`` dict) is NaN, infinite or outside the bounds its :func:`setting` declares -- the rule the
     command line applies to its flags, for configs built in Python."""
-    from .cli import bounds_text, within_bounds
+    from .cli_common import bounds_text, within_bounds
 
     for f in fields(TrainConfig):
         bounds = {k: f.metadata[k] for k in BOUNDS if k in f.metadata}

@@ -29,6 +29,7 @@ command with ``torchrun``; each process takes its share of every global batch
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
@@ -42,7 +43,8 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from .backbones import build_perceptual
-from .checkpoints import load_checkpoint, load_reference_weights, model_checkpoint, save_checkpoint
+from .cli_common import NoSpaceError, atomic_write, unwrapped_batches, writable_folder
+from .checkpoints import load_checkpoint, load_reference_weights, load_weights, model_checkpoint, save_checkpoint
 from .device import resolve_device
 from .evaluation import ModelMethod, evaluate_matching, pair_mask_jaccards
 from .losses import LossConfig, MaCoSLoss
@@ -158,6 +160,7 @@ class Trainer:
                                           weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.step, self.best, self.history = 0, -math.inf, []
+        self._saved_step = None  # the step of the last.pt written (or resumed from)
         self.stopped_early = False
         self._stop = None
         if cfg.resume:
@@ -172,18 +175,28 @@ class Trainer:
         """Create the run folder, refuse to replace a run in it, and remove stale checkpoint temp files.
 
         Raises :class:`RunExistsError` when ``out`` holds ``last.pt`` or ``best.pt`` and neither ``resume`` nor
-        ``overwrite`` is set; a ``PermissionError`` naming the folder when it cannot be written.
+        ``overwrite`` is set, or when its ``config.json`` belongs to another run; a
+        :class:`~macos_lite.cli_common.UserError` naming the folder when it cannot be written, and
+        :class:`~macos_lite.run_lock.RunFolderBusyError` when another live run holds its lock.
         """
-        cfg, out = self.cfg, self.out
+        out = writable_folder(self.out, "--out")  # the one writability check
+        from .run_lock import RunLock
+
+        self._lock = RunLock(out).acquire()  # before anything in the folder is read, moved or deleted
+        atexit.register(self._lock.release)
+        if self._lock.note:
+            print(self._lock.note)
         try:
-            out.mkdir(parents=True, exist_ok=True)
-            probe = out / f".write-test-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
-            raise PermissionError(f"--out {out}: cannot write the run folder ({exc.strerror or exc}); "
-                                  "choose a folder you can write (or fix its permissions)") from exc
+            self._check_out()
+        except BaseException:
+            self._lock.release()  # refused: the folder is as it was
+            raise
+
+    def _check_out(self) -> None:
+        cfg, out = self.cfg, self.out
         held = [name for name in ("last.pt", "best.pt") if (out / name).is_file()]
+        if not held and not cfg.resume and not cfg.overwrite:
+            self._refuse_a_foreign_config()
         if held and not cfg.resume:
             if not cfg.overwrite:
                 raise RunExistsError(
@@ -192,9 +205,39 @@ class Trainer:
                     "--overwrite)")
             for name in held:  # asked for explicitly: the new run must not mix with the old one's checkpoints
                 (out / name).unlink()
-        for stale in out.glob("*.pt.*.tmp"):  # left by a checkpoint write that was killed
+        # left by a checkpoint write that was killed (safe: the lock says no other run writes this folder)
+        for stale in [*out.glob(".*.pt.*.tmp"), *out.glob("*.pt.*.tmp")]:
             stale.unlink(missing_ok=True)
             print(f"removed {stale}, left by an interrupted checkpoint write")
+
+    # settings that may differ when the same run is started again (they do not change what is computed)
+    _RESTART_MAY_CHANGE = ("progress", "overwrite", "resume", "max_steps", "device", "num_workers",
+                           "checkpoint_every", "out")
+
+    def _refuse_a_foreign_config(self) -> None:
+        """Refuse an ``out`` whose ``config.json`` belongs to another run (other settings, or not ours): a new
+        run would replace it. The same command started again (e.g. after a crash before the first
+        checkpoint) may go on."""
+        path = self.out / "config.json"
+        if not path.exists():
+            return
+        try:
+            theirs = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            theirs = None
+        ours = json.loads(json.dumps(self.cfg.to_dict(), default=str))
+        if isinstance(theirs, dict):
+            differ = sorted(k for k in set(ours) | set(theirs) if k not in self._RESTART_MAY_CHANGE
+                            and ours.get(k) != theirs.get(k))
+            if not differ:
+                return
+            why = "the settings of another run (" + ", ".join(f"{k}: {theirs.get(k)!r}" for k in differ[:4]) + \
+                ("..." if len(differ) > 4 else "") + ")"
+        else:
+            why = "a file that is not a macos_lite run's settings"
+        raise RunExistsError(f"--out {self.out} already holds {path} with {why}; nothing was changed. Continue "
+                             f"that run with --resume --out {self.out}, choose another --out, or replace it with "
+                             "--overwrite")
 
     def _lr_factor(self, step: int) -> float:
         """Learning rate of step ``step`` over ``lr``. Pre-training: ``pretrain_lr`` constant, or (``"cosine"``)
@@ -222,7 +265,7 @@ class Trainer:
                                  + ", ".join(f"{k} = {was}" for k, (was, _) in mismatch.items())
                                  + ", this run uses " + ", ".join(f"{k} = {now}" for k, (_, now) in mismatch.items())
                                  + f"; pass {fix} (or another preset)")
-            self.model.load_state_dict(state["model"])
+            load_weights(self.model, state["model"], path)
         else:
             load_reference_weights(self.model, state)
 
@@ -361,9 +404,25 @@ class Trainer:
                                 pseudo_masks=self.pseudo.state_dict() if self.pseudo is not None else None)
 
     def save(self, name: str = "last.pt") -> Path | None:
+        """Write checkpoint ``name`` of the run folder (main process only).
+
+        A full disk raises :class:`~macos_lite.cli_common.NoSpaceError` naming the file, the step of the
+        intact ``last.pt`` and ``--resume``.
+        """
         if not self.is_main:
             return None
-        return save_checkpoint(self.out / name, self.state_dict())
+        try:
+            path = save_checkpoint(self.out / name, self.state_dict())
+        except NoSpaceError as exc:
+            last = self.out / "last.pt"
+            kept = (f"{last.name} (step {self._saved_step}) is intact: free some space and run again with "
+                    f"--resume --out {self.out}") if self._saved_step is not None and last.is_file() else \
+                "no checkpoint of this run was saved: free some space and run again"
+            raise NoSpaceError(f"--out {self.out}: no space left on device while writing {name}; {kept}",
+                               exc.filename) from None
+        if name == "last.pt":
+            self._saved_step = self.step
+        return path
 
     def _resume(self) -> None:
         path = self.out / "last.pt"
@@ -375,11 +434,12 @@ class Trainer:
         if missing:
             raise ValueError(f"--resume: {path} is not a training checkpoint (no {', '.join(missing)}); "
                              "resume needs the last.pt that `macos-lite train` wrote")
-        self.model.load_state_dict(state["model"])
+        load_weights(self.model, state["model"], path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         self.step, self.best, self.history = state["step"], state["best"], list(state["history"])
+        self._saved_step = self.step
         self.stopped_early = bool(state.get("stopped_early", False))
         if self.pseudo is not None and state.get("pseudo_masks") is not None:
             self.pseudo.load_state_dict(state["pseudo_masks"])
@@ -412,11 +472,22 @@ class Trainer:
         """Train from the current step to the end (or to ``max_steps``); returns a summary."""
         cfg = self.cfg
         self._tb = None
+        lock = getattr(self, "_lock", None)
+        if lock is not None and not lock.held:  # fit() again after an earlier fit() released it
+            lock.acquire()
+        try:
+            return self._fit()
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _fit(self) -> dict:
+        cfg = self.cfg
         if self.is_main:
             log = self.out / "log.jsonl"
             if self.step == 0 and log.exists():  # a fresh run in an old run's folder: keep the old log apart
                 log.rename(self.out / f"log-before-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
-            (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
+            atomic_write(self.out / "config.json", json.dumps(cfg.to_dict(), indent=2, default=str))
             if self.step == 0:
                 self._log(self.setup_record())
             try:
@@ -458,7 +529,7 @@ class Trainer:
             end = min(stop, cfg.pretrain_steps + (epoch + 1) * self.steps_per_epoch)
             loader = self._loader(self.view, self._weak_indices, self.step, end)
         t0, seen = time.perf_counter(), 0
-        for batch in loader:
+        for batch in unwrapped_batches(loader):  # a worker's error reads as the main process's
             stats = self.train_step(self.step, batch)
             self.step += 1
             seen += cfg.batch_size
@@ -535,9 +606,9 @@ class Trainer:
 
 def _write_log(path: Path, records: list[dict]) -> None:
     """Replace the JSON-lines log at ``path`` by ``records`` (atomically)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-    os.replace(tmp, path)
+    from .cli_common import atomic_write
+
+    atomic_write(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
 def train(config: TrainConfig | None = None, **overrides) -> dict:

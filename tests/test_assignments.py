@@ -176,7 +176,7 @@ def test_assign_command(tmp_path, capsys):
     assign_cli.add_arguments(parser)
     assert assign_cli.run(parser.parse_args([str(SOLUTIONS[0]), "--out", str(tmp_path / "s")])) == 0
     assert (tmp_path / "s" / SOLUTIONS[0].name).exists() and "1 student notebooks" in capsys.readouterr().out
-    assert assign_cli.run(parser.parse_args([str(FIXTURES), "--out", str(FIXTURES)])) == 1  # would overwrite
+    assert assign_cli.run(parser.parse_args([str(FIXTURES), "--out", str(FIXTURES)])) == 2  # would overwrite
     assert "choose another folder" in capsys.readouterr().err
 
 

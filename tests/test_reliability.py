@@ -315,16 +315,17 @@ def test_json_that_cannot_be_written_late_is_saved_elsewhere(tmp_path, monkeypat
     target = tmp_path / "results" / "identity.json"
     original = evaluate_cli.write_json
 
-    def flaky(summary, path):
+    def flaky(summary, path, overwrite=True):
         if Path(path) == target:
             raise OSError(28, "No space left on device")
-        return original(summary, path)
+        return original(summary, path, overwrite=overwrite)
 
     monkeypatch.setattr(evaluate_cli, "write_json", flaky)
     args = parser.parse_args(["--dataset", "synthetic", "--method", "identity", "--image-size", "32",
                               "--max-pairs", "2", "--quiet", "--json", str(target)])
-    assert evaluate_cli.run(args) == 1
+    assert evaluate_cli.run(args) == 2  # a full disk: the user's to fix, the results kept elsewhere
     err = capsys.readouterr().err
+    assert "no space left on device" in err
     saved = Path(err.split("the results were written to ")[1].split(" instead")[0])
     assert saved.parent == tmp_path and not target.exists()
     data = json.loads(saved.read_text())

@@ -30,14 +30,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         manifest = make_assignment(args.sources, args.out)
     except AssignmentError as exc:
-        from macos_lite.cli import debug_enabled
+        from macos_lite.cli_common import debug_enabled
 
         if debug_enabled():
             raise
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2  # the sources or --out are wrong: a user mistake
     except OSError as exc:  # --out cannot be created or written
-        from macos_lite.cli import debug_enabled
+        from macos_lite.cli_common import debug_enabled
 
         if debug_enabled():
             raise

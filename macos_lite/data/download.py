@@ -602,10 +602,15 @@ def run(args: argparse.Namespace) -> int:
     if not args.name:
         print("error: name a dataset to download, or use --list", file=sys.stderr)
         return 2
+    from macos_lite.cli_common import writable_folder
+
+    from macos_lite.paths import DATA_ENV
+
+    writable_folder(root, "--root" if args.root is not None else f"${DATA_ENV}")  # exit 2 before any transfer
     try:
         download(args.name, root, force=args.force, quiet=args.quiet)
     except DownloadError as exc:
-        from macos_lite.cli import debug_enabled
+        from macos_lite.cli_common import debug_enabled
 
         if debug_enabled():
             raise

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -65,10 +64,21 @@ def not_found(what: str, dataset: str | None) -> DataNotFoundError:
 
 
 def _require_file(path, dataset: str | None) -> Path:
+    """``path`` as a ``Path`` when it is a readable file; otherwise an error that says what is there: a folder,
+    a broken symbolic link (and its target), or nothing (then the download hint)."""
     path = Path(path)
-    if not path.is_file():
-        raise not_found(f"{path}: file not found", dataset)
-    return path
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a file: a data file was expected there. Move the folder away "
+                        "and put the file in its place")
+    if path.is_symlink():
+        target = os.readlink(path)
+        raise DataNotFoundError(f"{path} is a broken symbolic link to {target}, which does not exist: restore the "
+                                "target, or replace the link by the file")
+    if path.exists():
+        raise DataError(f"{path} is not a regular file (a device, socket or pipe): put the data file there")
+    raise not_found(f"{path}: file not found", dataset)
 
 
 def _corrupt(path, what: str, dataset: str | None) -> DataError:
@@ -170,26 +180,20 @@ def read_flo(path, dataset: str | None = None) -> torch.Tensor:
     return torch.from_numpy(flow.copy())
 
 
-def write_flo(path, flow) -> None:
+def write_flo(path, flow, overwrite: bool = True) -> None:
     """Write a flow ``(H, W, 2)`` (tensor or array) as a Middlebury ``.flo`` file, creating folders.
 
-    The file appears atomically (written to a temporary name, then renamed).
+    The file appears atomically (:func:`macos_lite.cli_common.atomic_write`); ``overwrite=False`` refuses an
+    existing file (``FileExistsError``); a full disk raises :class:`~macos_lite.cli_common.NoSpaceError`.
     """
+    from macos_lite.cli_common import atomic_write
+
     flow = flow.detach().cpu().numpy() if torch.is_tensor(flow) else np.asarray(flow)
     if flow.ndim != 3 or flow.shape[2] != 2:
         raise ValueError(f"{path}: a flow must have shape (H, W, 2), got {flow.shape}")
     height, width = flow.shape[:2]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = np.array([FLO_MAGIC], "<f4").tobytes() + np.array([width, height], "<i4").tobytes()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(header + np.ascontiguousarray(flow, dtype="<f4").tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, header + np.ascontiguousarray(flow, dtype="<f4").tobytes(), overwrite=overwrite)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -212,7 +216,13 @@ def load_mat(path, fields, dataset: str | None = None) -> dict[str, np.ndarray]:
             f"{path}: missing field(s) {missing} (found {found}). The annotation is not in the expected "
             f"format: {download_hint(dataset)} again."
         )
-    return {f: np.asarray(data[f]) for f in fields}
+    out = {f: np.asarray(data[f]) for f in fields}
+    for f, value in out.items():
+        if not (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
+            raise DataError(f"{path}: field {f!r} holds {value.dtype} values, not numbers (e.g. text); the "
+                            f"annotation is not in the expected format: fix the file, or {download_hint(dataset)} "
+                            "again.")
+    return out
 
 
 TEXT_ENCODINGS = ("utf-8-sig", "utf-16", "cp1252", "latin-1")  # tried in order (latin-1 decodes any bytes)

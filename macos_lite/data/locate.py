@@ -57,8 +57,9 @@ def dataset_folder(root, candidates: list[str], dataset: str) -> Path:
         if path.is_dir():
             return path
     expected = root / candidates[0] if candidates[0] else root
+    env = " ".join(f"({p}.)" for p in paths.env_problems())
     raise DataNotFoundError(
         f"{dataset}: expected the folder {expected}, which does not exist. "
         f"To get it, {download_hint(dataset)} (or pass root= / --data-root pointing to the folder that "
-        f"contains {candidates[0] or 'the data'})."
+        f"contains {candidates[0] or 'the data'})." + (f" {env}" if env else "")
     )

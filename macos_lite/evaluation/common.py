@@ -26,7 +26,9 @@ def _first(dataset, max_items: int | None):
 def _batches(dataset, batch_size: int, num_workers: int, progress: bool, desc: str):
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         collate_fn=collate)
-    return tqdm(loader, desc=desc, unit="batch") if progress else loader
+    from ..cli_common import unwrapped_batches  # a worker's error reads as the main process's
+
+    return unwrapped_batches(tqdm(loader, desc=desc, unit="batch") if progress else loader)
 
 
 def _pair_names(batch: dict, i: int | None = None) -> str:

@@ -72,7 +72,35 @@ class MatchingResult:
                 "mean_over_classes": class_mean, "pck_by_normalizer": by_norm,
                 "per_class_by_normalizer": per_class, "num_pairs_per_class": dict(counts),
                 "num_degenerate": sum(bool(r.get("degenerate")) for r in self.records),
-                "warnings": _degenerate_warnings(self.records, self.direction)}
+                **self._unscored(), "warnings": _degenerate_warnings(self.records, self.direction)
+                + self._unscored_warnings()}
+
+    def _unscored(self) -> dict:
+        """``num_without_keypoints`` / ``without_keypoints``: pairs none of whose keypoints could be scored (no
+        keypoint annotated in both images, or a zero PCK normaliser, e.g. ``kp_bbox`` of one keypoint): they
+        add nothing to PCK. ``num_duplicates`` / ``duplicates``: pairs listed again (scored each time they are
+        listed, as the pair list says)."""
+        key = (self.normalizers[0], self.alphas[0])
+        empty = [r["pair"] for r in self.records if r["scores"][key][1] == 0]
+        seen, dup = set(), []
+        for r in self.records:
+            if r["pair"] in seen:
+                dup.append(r["pair"])
+            seen.add(r["pair"])
+        return {"num_without_keypoints": len(empty), "without_keypoints": empty, "num_duplicates": len(dup),
+                "duplicates": dup}
+
+    def _unscored_warnings(self) -> list[str]:
+        u, n, out = self._unscored(), len(self.records), []
+        if u["num_without_keypoints"]:
+            out.append(f"{u['num_without_keypoints']} of {n} pair(s) have no keypoint that can be scored (none "
+                       f"annotated in both images, or a zero {self.normalizers[0]} normaliser) and add nothing to "
+                       f"PCK, which is over the other {n - u['num_without_keypoints']}: "
+                       + ", ".join(u["without_keypoints"][:5]) + (" ..." if u["num_without_keypoints"] > 5 else ""))
+        if u["num_duplicates"]:
+            out.append(f"{u['num_duplicates']} of {n} pair(s) are listed more than once and are scored each time: "
+                       + ", ".join(sorted(set(u["duplicates"]))[:5]))
+        return out
 
 
 def evaluate_matching(method, dataset, alphas=(0.1,), normalizers=("scnet",), direction: str = "B_to_A",
@@ -138,8 +166,9 @@ def _match_batch(method, batch: dict, result: MatchingResult, device) -> None:
             "category_index": int(batch["category"][i]),
             "scores": {key: (0.0 if wrong[i] else float(c[i]), float(n[i])) for key, (c, n) in scores.items()},
         }
+        record["pair"] = names[i] if i < len(names) else f"pair {len(result.records)}"
         if degenerate[i]:
-            record.update(degenerate=degenerate[i], pair=names[i] if i < len(names) else f"pair {i}")
+            record["degenerate"] = degenerate[i]
         result.records.append(record)
 
 

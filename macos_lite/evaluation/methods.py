@@ -121,9 +121,12 @@ def _transforms_and_masks(method, images_A, images_B):
 
 
 def describe_method(method, image_size) -> dict:
-    """``{"name", "kind", "image_size", "checkpoint"}`` of a method (for the JSON summary)."""
-    size = getattr(method, "image_size", None) or _square(image_size)
-    return {"name": method.name, "kind": method.kind, "image_size": [int(s) for s in size],
+    """``{"name", "kind", "image_size", "network_size", "checkpoint", "refine"}`` of a method (for the JSON
+    summary): ``image_size`` is the size the images were loaded at (``image_size``, e.g. ``--image-size``),
+    ``network_size`` the size a model resizes them to (None for a baseline)."""
+    network = getattr(method, "image_size", None)
+    return {"name": method.name, "kind": method.kind, "image_size": [int(s) for s in _square(image_size)],
+            "network_size": [int(s) for s in network] if network else None,
             "checkpoint": getattr(method, "checkpoint", None), "refine": getattr(method, "refine", "none")}
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,7 +24,7 @@ from .tss import evaluate_tss
 def evaluate_dataset(name: str, method, root=None, split: str | None = None, image_size=DEFAULT_IMAGE_SIZE,
                      alphas=None, normalizers=None, direction: str | None = None, batch_size: int = 8, device="cpu",
                      max_pairs: int | None = None, flow_out=None, partners: int = 1, empty_gt: str = "skip",
-                     num_workers: int = 0, progress: bool = False, dataset=None):
+                     num_workers: int = 0, progress: bool = False, dataset=None, flow_overwrite: bool = False):
     """Run the protocol of benchmark ``name`` (see :data:`PROTOCOLS`) and return its JSON summary.
 
     ``method``: one method, or several as a dict ``{key: method}`` (returns ``{key: summary}``) or a list
@@ -39,7 +37,9 @@ def evaluate_dataset(name: str, method, root=None, split: str | None = None, ima
     ``num_pairs``, ``method``, ``protocol`` (a sentence per task), ``paper`` (the published tables),
     ``seconds``, and the task's results -- matching: :meth:`MatchingResult.summary`; co-segmentation:
     :meth:`CosegScores.summary`; TSS: :meth:`TSSResult.summary`; synthetic: matching keys plus
-    ``precision``, ``jaccard`` and ``cosegmentation``.
+    ``precision``, ``jaccard`` and ``cosegmentation``. ``settings``: the values this evaluation actually used
+    (image size, alphas, normalisers, direction, partners, ...). ``flow_out`` / ``flow_overwrite``: see
+    :func:`~macos_lite.evaluation.tss.evaluate_tss`.
     """
     if name not in NAMES:
         raise ValueError(f"unknown dataset {name!r}; the datasets are: {', '.join(NAMES)}")
@@ -50,7 +50,7 @@ def evaluate_dataset(name: str, method, root=None, split: str | None = None, ima
         shared = CachedItems(_load(name, root, split, image_size) if dataset is None else dataset)
         summaries = [evaluate_dataset(name, method[k], root, split, image_size, alphas, normalizers, direction,
                                       batch_size, device, max_pairs, flow_out, partners, empty_gt, num_workers,
-                                      progress, dataset=shared) for k in keys]
+                                      progress, dataset=shared, flow_overwrite=flow_overwrite) for k in keys]
         return dict(zip(keys, summaries, strict=True)) if isinstance(method, Mapping) else summaries
     alphas = tuple(alphas or proto.alphas)
     normalizers = tuple(normalizers or proto.normalizers)
@@ -70,7 +70,7 @@ def evaluate_dataset(name: str, method, root=None, split: str | None = None, ima
             protocol.append(describe_coseg(partners, empty_gt, method))
     elif proto.task == "tss":
         result = evaluate_tss(method, _first(data, max_pairs), alphas[0], flow_out=flow_out, empty_gt=empty_gt,
-                              **run)
+                              flow_overwrite=flow_overwrite, **run)
         out.update(result.summary())
         protocol = [describe_tss(alphas[0], True), describe_coseg(None, empty_gt, method)]
     else:
@@ -78,6 +78,10 @@ def evaluate_dataset(name: str, method, root=None, split: str | None = None, ima
         out.update(seg.summary())
         protocol = [describe_coseg(partners, empty_gt, method)]
     out["protocol"] = " ".join(protocol)
+    out["settings"] = {"image_size": list(_square(image_size)), "alphas": list(alphas),
+                       "normalizers": list(normalizers), "direction": direction if proto.task != "tss" else None,
+                       "partners": partners, "empty_gt": empty_gt, "max_pairs": max_pairs,
+                       "batch_size": batch_size, "device": str(device)}
     out["warnings"] = list(out.get("warnings", []))
     out["paper"] = [t.to_dict() for t in paper.tables_for(name)]
     out["seconds"] = time.perf_counter() - start
@@ -150,16 +154,12 @@ def to_json(summary: dict) -> str:
     return json.dumps(clean(summary), indent=2, allow_nan=False)
 
 
-def write_json(summary: dict, path) -> Path:
-    """Write :func:`to_json` to ``path`` atomically (folders created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(to_json(summary) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+def write_json(summary: dict, path, overwrite: bool = True) -> Path:
+    """Write :func:`to_json` to ``path`` atomically (folders created; :func:`macos_lite.cli_common.atomic_write`).
+
+    ``overwrite=False`` refuses an existing file (``FileExistsError``); a full disk raises
+    :class:`~macos_lite.cli_common.NoSpaceError` naming the file, and an older file of that name stays intact.
+    """
+    from macos_lite.cli_common import atomic_write
+
+    return atomic_write(path, to_json(summary) + "\n", overwrite=overwrite)

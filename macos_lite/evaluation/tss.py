@@ -18,8 +18,9 @@ import torch
 from .. import geometry as G
 from .. import metrics as M
 from .. import paper
+from ..cli_common import NoSpaceError
 from ..data.imageio import write_flo
-from .common import _batches, _item, _key, _naming, _pair_names
+from .common import EvaluationError, _batches, _item, _key, _naming, _pair_names
 from .cosegmentation import CosegScores, _MaskAverage
 from .methods import _transforms_and_masks
 
@@ -49,6 +50,7 @@ class FlowScores:
     def __init__(self, alpha: float = 0.05):
         self.alpha = float(alpha)
         self.records: list[dict] = []
+        self.write_error: str | None = None  # set when --flow-out could not be written (a full disk)
 
     def add(self, item: dict, flow: torch.Tensor) -> float:
         """Score ``flow (H_B, W_B, 2)`` for one item (keys flow_gt, size_A, subset, flip, name_A/B)."""
@@ -94,8 +96,10 @@ class FlowScores:
             warnings.append(f"{len(bad)} of {len(self.records)} directed pair(s) got a degenerate transform "
                             "(" + ", ".join(sorted({r['degenerate'] for r in bad})) + "); their flows are scored "
                             "as they are (non-finite vectors count as wrong): " + ", ".join(r["pair"] for r in bad[:5]))
+        if self.write_error:
+            warnings.append(self.write_error)
         return {**out, "alpha": self.alpha, "normalizer": "tss-flow", "num_degenerate": len(bad),
-                "warnings": warnings, "without_flip": self._summarize([r for r in self.records if not r["flip"]])}
+                **({"flow_out_error": self.write_error} if self.write_error else {}), "warnings": warnings, "without_flip": self._summarize([r for r in self.records if not r["flip"]])}
 
 
 
@@ -116,18 +120,92 @@ class TSSResult:
         return out
 
 
+def _dataset_base(dataset):
+    """The TSS dataset behind subsets and caches (the object with the ``base`` folder), or None."""
+    seen = 0
+    while dataset is not None and not hasattr(dataset, "base") and seen < 10:
+        dataset, seen = getattr(dataset, "dataset", None), seen + 1
+    return getattr(dataset, "base", None)
+
+
+def _flo_files(folder: Path) -> list[Path]:
+    """Every ``.flo`` file under ``folder``, links to folders followed (the flows would be written through them)."""
+    import os
+
+    return [Path(d) / f for d, _, files in os.walk(folder, followlinks=True) for f in files if f.endswith(".flo")]
+
+
+def _guarded(target: Path, root: Path | None) -> Path:
+    """``target`` when writing it cannot touch the dataset under ``root`` (a link met on the way is followed)."""
+    if root is not None:
+        where = target.resolve()
+        if root == where or root in where.parents:
+            raise EvaluationError(f"--flow-out: {target} leads into the dataset's folder {root} (through a link); "
+                                  "nothing there was written. Choose a folder outside the dataset")
+    return target
+
+
+def check_flow_out(flow_out, dataset=None, overwrite: bool = False) -> Path:
+    """Refuse a flow folder that would destroy data, before anything is computed.
+
+    Refused (:class:`EvaluationError` naming ``--flow-out``): the dataset's root folder or a folder inside it
+    (the flows' layout ``<pair>/flow<d>.flo`` is the ground truth's own); a folder whose ``.flo`` files are
+    ground-truth files (the same file through a link); and, unless ``overwrite``, a folder that already holds
+    ``.flo`` files. Returns ``Path(flow_out)``.
+    """
+    out = Path(flow_out)
+    base = _dataset_base(dataset)
+    if base is not None:
+        root = Path(base).resolve().parent  # <root>/TSS_CVPR2016
+        where = out.resolve()
+        if where == root or root in where.parents:
+            raise EvaluationError(f"--flow-out {out} lies inside the dataset's folder {root}: the flows would be "
+                                  "written over the ground truth (same layout, flow1.flo / flow2.flo). Choose a "
+                                  "folder outside it, e.g. --flow-out runs/tss-flows")
+        if where.is_dir():
+            truth = {}
+            for gt in Path(base).rglob("flow*.flo"):
+                try:
+                    st = gt.stat()
+                except OSError:
+                    continue
+                truth[(st.st_dev, st.st_ino)] = gt
+            for f in _flo_files(where):
+                try:
+                    st = f.stat()
+                except OSError:
+                    continue
+                if (st.st_dev, st.st_ino) in truth:
+                    raise EvaluationError(f"--flow-out {out}: {f} is the ground-truth file {truth[st.st_dev, st.st_ino]} "
+                                          "(a link); choose an empty folder outside the dataset")
+    if out.is_dir() and not overwrite:
+        existing = sorted(_flo_files(out))
+        if existing:
+            raise EvaluationError(f"--flow-out {out} already holds {len(existing)} .flo file(s) (e.g. {existing[0]}) "
+                                  "and they are left as they are; choose an empty folder, or add --overwrite to "
+                                  "replace them")
+    return out
+
+
 def evaluate_tss(method, dataset, alpha: float = 0.05, masks: bool = True, mirror_flipped: bool = True,
                  flow_out=None, empty_gt: str = "skip", batch_size: int = 8, device="cpu", num_workers: int = 0,
-                 progress: bool = False) -> TSSResult:
+                 progress: bool = False, flow_overwrite: bool = False) -> TSSResult:
     """Flow PCK and co-segmentation P/J on TSS directed items (see :mod:`macos_lite.data.tss`).
 
     mirror_flipped: mirror A before the method when the item's flip flag is 1 (the reference protocol)
     and map the result back (:func:`tss_flow`); False gives the method the images as they are.
     flow_out: also write every flow to ``<flow_out>/<pair_name>/flow<flow_dir>.flo``, the layout the
-    official evaluation kit reads. masks: score co-segmentation too -- each image of a pair folder gets
+    official evaluation kit reads (:func:`check_flow_out` first: never inside the dataset, never over a
+    ground-truth flow, and over an earlier estimate only with ``flow_overwrite``; a full disk stops the writing,
+    not the scoring, and the summary's ``warnings`` and ``flow_out_error`` say so). masks: score co-segmentation too -- each image of a pair folder gets
     the mean of the probability maps of the directed items it appears in (as B, and as A mirrored back
     when A was mirrored), grouped by subset.
     """
+    data_root = None
+    if flow_out is not None:
+        check_flow_out(flow_out, dataset, overwrite=flow_overwrite)
+        base = _dataset_base(dataset)
+        data_root = Path(base).resolve().parent if base is not None else None
     result = TSSResult(FlowScores(alpha), CosegScores(empty_gt) if masks else None)
     if masks:
         result.coseg.num_pairs = len(dataset)
@@ -147,7 +225,12 @@ def evaluate_tss(method, dataset, alpha: float = 0.05, masks: bool = True, mirro
             with _naming(_pair_names(batch, i)):
                 flow = tss_flow(theta[i : i + 1].cpu(), method.kind, item["size_A"], item["size_B"], bool(mirrored[i]))
                 if flow_out is not None:
-                    write_flo(Path(flow_out) / item["pair_name"] / f"flow{int(item['flow_dir'])}.flo", flow)
+                    try:
+                        target = Path(flow_out) / item["pair_name"] / f"flow{int(item['flow_dir'])}.flo"
+                        write_flo(_guarded(target, data_root), flow, overwrite=flow_overwrite)
+                    except NoSpaceError as exc:  # the scores are still computed; the summary says what failed
+                        result.flow.write_error = f"--flow-out {flow_out}: {exc}; the flows written before it are kept"
+                        flow_out = None
                 result.flow.add(item, flow)
                 result.flow.note_degenerate(G.degenerate_transforms(theta[i : i + 1].detach().cpu().double(),
                                                                     method.kind)[0])
