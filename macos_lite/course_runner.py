@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from . import paths
+from .strict_json import dumps
 
 CHECKED_TAG = "nbval-check-output"
 
@@ -189,9 +190,8 @@ def run_course(notebooks: str | Path = "notebooks", out: str | Path | None = Non
             os.environ[paths.RUNS_ENV] = previous_runs
     summary = {"preset": preset, "device": device, "out": str(out), "notebooks": rows,
                "failed": [r["notebook"] for r in rows if r["status"] != "ok"]}
-    from .course import _jsonable  # the notebooks' JSON conventions (imported here: course imports this module)
 
-    (out / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2))
+    (out / "summary.json").write_text(dumps(summary))
     (out / "summary.md").write_text(summary_markdown(summary))
     print(summary_markdown(summary, figures=False))
     return summary

@@ -29,17 +29,3 @@ def shared_data_root() -> Path | None:
     path = Path(env).expanduser()
     return path if path.is_dir() else None
 
-
-def find_dataset(name: str, root: str | Path | None = None) -> Path | None:
-    """Deprecated location of :func:`macos_lite.data.locate.find_dataset` (the one dataset locator)."""
-    from .data.locate import find_dataset
-
-    return find_dataset(name, root)
-
-
-def __getattr__(name: str):
-    if name == "DEV_LAYOUT":  # moved with the locator
-        from .data.locate import DEV_LAYOUT
-
-        return DEV_LAYOUT
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -75,13 +75,6 @@ def _corrupt(path, what: str, dataset: str | None) -> DataError:
     return DataError(f"{path}: {what}. The file looks corrupt or truncated: {download_hint(dataset)} again.")
 
 
-def find_dataset_dir(root, candidates: list[str], dataset: str) -> Path:
-    """Deprecated name of :func:`macos_lite.data.locate.dataset_folder`."""
-    from .locate import dataset_folder
-
-    return dataset_folder(root, candidates, dataset)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Images and masks
 # ---------------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from macos_lite.data.imageio import load_mask, not_found
 from macos_lite.data.locate import dataset_folder, dataset_root
-from macos_lite.data.registry import ImageDataset, ImageRecord
+from macos_lite.data.items import ImageDataset, ImageRecord
 
 NAME = "internet"
 SUBSETS = ("Airplane100", "Car100", "Horse100")

@@ -44,7 +44,7 @@ from macos_lite.data.imageio import (
     read_csv,
 )
 from macos_lite.data.locate import dataset_folder, dataset_root
-from macos_lite.data.registry import ImageDataset, ImageRecord, PairDataset, PairRecord
+from macos_lite.data.items import ImageDataset, ImageRecord, PairDataset, PairRecord
 
 NAME = "pf-pascal"
 CLASSES = (

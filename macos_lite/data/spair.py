@@ -27,7 +27,7 @@ import numpy as np
 
 from macos_lite.data.imageio import DataError, not_found, read_text
 from macos_lite.data.locate import dataset_folder, dataset_root
-from macos_lite.data.registry import ImageDataset, ImageRecord, PairDataset, PairRecord
+from macos_lite.data.items import ImageDataset, ImageRecord, PairDataset, PairRecord
 
 NAME = "spair"
 CLASSES = (

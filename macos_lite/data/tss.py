@@ -59,7 +59,7 @@ from macos_lite.data.imageio import (
     read_text,
 )
 from macos_lite.data.locate import dataset_folder, dataset_root
-from macos_lite.data.registry import (
+from macos_lite.data.items import (
     ImageDataset,
     ImageRecord,
     PairDataset,

@@ -34,7 +34,7 @@ import torch
 from torch.utils.data import Dataset
 
 from macos_lite.data.imageio import DataError
-from macos_lite.data.registry import square_size
+from macos_lite.data.items import square_size
 from macos_lite.geometry import resize
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from macos_lite.data.imageio import DataError, load_mask, not_found
 from macos_lite.data.locate import dataset_folder, dataset_root
-from macos_lite.data.registry import ImageDataset, ImageRecord, make_image_item
+from macos_lite.data.items import ImageDataset, ImageRecord, make_image_item
 from macos_lite.geometry import resize
 
 NAME = "weizmann-horse"

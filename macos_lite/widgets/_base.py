@@ -14,7 +14,6 @@ from IPython import get_ipython
 from IPython.display import Image, display
 
 from .. import viz
-from ..viz import KEYPOINT_COLOURS, grid_lines  # noqa: F401  (the one plotting kit; re-exported here)
 
 GRID_STYLE = {"color": "yellow", "lw": 0.8, "alpha": 0.85}
 

@@ -20,12 +20,12 @@ import torch
 
 from .. import geometry as G
 from ..geometry import affine_theta  # the constructor lives in geometry; the widgets re-export it
+from ..viz import grid_lines
 from ._base import (
     Demo,
     as_image,
     as_points,
     as_theta,
-    grid_lines,
     keep_frame,
     new_figure,
     plot_keypoints,

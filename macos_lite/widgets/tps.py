@@ -12,11 +12,11 @@ import ipywidgets as widgets
 import torch
 
 from .. import geometry as G
+from ..viz import grid_lines
 from ._base import (
     Demo,
     as_image,
     as_points,
-    grid_lines,
     keep_frame,
     new_figure,
     plot_keypoints,
