@@ -94,7 +94,7 @@ class Encoder(nn.Module):
 
 def _check_stride(output_stride: int) -> int:
     if int(output_stride) not in (8, 16):
-        raise ValueError(f"output_stride must be 16 (the reference) or 8 (dilated last stage), got {output_stride}")
+        raise ValueError(f"output_stride must be 16 (the paper's) or 8 (dilated last stage), got {output_stride}")
     return int(output_stride)
 
 

@@ -1,4 +1,5 @@
-"""Presets and named recipes: one name fixes the scale of every notebook and of training (docs/differences.md D21).
+"""Presets, and the official training script's settings: one name fixes the scale of every notebook and of
+training (docs/differences.md D21). Taught in notebook 00 (setup) and notebook 08 (training).
 
 | preset  | where           | image size | backbone            | purpose                                   |
 |---------|-----------------|------------|---------------------|-------------------------------------------|
@@ -8,8 +9,9 @@
 
 A preset is a *partial* :class:`macos_lite.training.TrainConfig`: ``Preset.settings`` maps field names of
 ``TrainConfig`` to the preset's values, and ``TrainConfig.resolved()`` fills every field left ``None`` from
-it in one step. Steps count optimiser updates. A named recipe (:data:`TRAINING_RECIPES`) is a set of
-``TrainConfig`` overrides too: one per preset, and ``reference``, the official training script's settings.
+it in one step. Steps count optimiser updates. :data:`OFFICIAL` is a set of ``TrainConfig`` overrides too:
+the official training script's settings, trained with the ``paper`` weights of eq 12 (``macos-lite train
+--recipe official``; the recipes of weights are :data:`macos_lite.losses.RECIPES`).
 
 ``resolve_preset()`` picks ``$MACOS_LITE_PRESET``, else ``full`` when CUDA is available, else ``demo``.
 """
@@ -113,24 +115,9 @@ def get_preset(name: str | None = None, **overrides) -> Preset:
 # flags and random crops), ResNet-101 at 240 px with frozen BN statistics, Adam at lr 5e-8 without weight decay,
 # batch 4, 60 epochs, seed 1, validation PCK on PF-PASCAL val after every epoch and early stopping when it falls
 # 0.05 below the best. It starts from the WeakAlign checkpoint (``init_weights``).
-_REFERENCE = dict(dataset="pf-pascal", preset="full", backbone="resnet101", image_size=240, backbone_mode="frozen_bn",
-                  lr=5e-8, weight_decay=0.0, batch_size=4, epochs=60, steps_per_epoch=None, pretrain_steps=0,
-                  scheduler="constant", early_stop_drop=0.05, augment=True, seed=1, val_dataset="pf-pascal",
-                  val_split="val", val_pairs=10**9, backbone_lr_scale=1.0)
-
-TRAINING_RECIPES = {**{name: {"preset": name} for name in PRESETS}, "reference": _REFERENCE}
-"""Named ``TrainConfig`` overrides: ``smoke``/``demo``/``full`` (the preset alone) and ``reference``."""
-
-
-def training_recipe(name: str) -> dict:
-    """A copy of the ``TrainConfig`` overrides of recipe ``name`` (:data:`TRAINING_RECIPES`).
-
-    Raises ``ValueError`` for an unknown name.
-
-    Example:
-        >>> training_recipe("reference")["lr"]
-        5e-08
-    """
-    if name not in TRAINING_RECIPES:
-        raise ValueError(f"unknown training recipe {name!r}; the recipes are {tuple(TRAINING_RECIPES)}")
-    return dict(TRAINING_RECIPES[name])
+OFFICIAL = dict(dataset="pf-pascal", preset="full", backbone="resnet101", image_size=240, backbone_mode="frozen_bn",
+                lr=5e-8, weight_decay=0.0, batch_size=4, epochs=60, steps_per_epoch=None, pretrain_steps=0,
+                scheduler="constant", early_stop_drop=0.05, augment=True, seed=1, val_dataset="pf-pascal",
+                val_split="val", val_pairs=10**9, backbone_lr_scale=1.0)
+"""``TrainConfig`` overrides reproducing the official training script (read them through
+:func:`macos_lite.train_config.official_recipe`, which copies them)."""

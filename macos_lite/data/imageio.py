@@ -8,7 +8,7 @@ Everything comes back in the package's conventions:
 * flows: float32 tensors ``(H, W, 2)`` holding ``(u, v)`` pixel displacements.
 
 Pixels are stored as the file stores them: EXIF orientation tags are ignored, as by MATLAB's ``imread``
-and the reference code, because the benchmarks' annotations refer to the stored pixel grid.
+and the official code, because the benchmarks' annotations refer to the stored pixel grid.
 
 Errors name the file and the fix:
 
