@@ -12,6 +12,8 @@ Conventions shared by every module (see the README's "Conventions" section):
   points of the target B into the source A (backward warping):
   ``p_A = T_AB(p_B)``; ``warp_image(A, theta_AB)`` aligns A onto B.
 * Masks leave the network as logits.
+
+The notebooks build it part by part, from notebook 00 (setup and data) on.
 """
 
 __version__ = "0.1.0"

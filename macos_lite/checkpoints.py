@@ -2,6 +2,8 @@
 
 Our checkpoints are plain dicts of tensors and numbers, written atomically (temporary file + rename,
 so an interrupted save never leaves a truncated checkpoint) and read with ``weights_only=True``.
+
+Taught in notebook 08 (training: checkpoints and resume); notebook 03 loads published weights.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ Initialisation (as the official code): every transposed convolution starts as a 
 mean of its input channels, so the first masks are smooth rather than the checkerboard noise a random
 stride-2 transposed convolution produces; a small random part breaks the symmetry between channels, and
 the last layer starts near zero (masks of probability 1/2 everywhere).
+
+Taught in notebook 06 (decoder and contrastive loss).
 """
 
 from __future__ import annotations

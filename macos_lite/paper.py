@@ -9,6 +9,8 @@ evaluation summary lines up with each column (used by :mod:`macos_lite.report`).
 >>> from macos_lite import paper
 >>> paper.TABLES["pf-willow"].value("Ours", "0.1")
 0.854
+
+Taught in notebook 09 (evaluation).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Where data, runs and the shared development data live (all overridable by env)."""
+"""Where data, runs and the shared development data live (all overridable by env).
+
+Taught in notebook 00 (setup and data).
+"""
 
 from __future__ import annotations
 

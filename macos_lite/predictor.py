@@ -7,6 +7,8 @@ use 'same' padding and an adaptive pooling to 5x5, so one architecture serves ev
 
 The last layer starts at zero weight with the identity transform as its bias: an untrained predictor
 outputs the identity instead of a random warp.
+
+Taught in notebook 03 (predictor and cascade).
 """
 
 from __future__ import annotations

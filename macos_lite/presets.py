@@ -39,8 +39,8 @@ _SETTINGS = {
     "smoke": dict(_SHARED, image_size=96, backbone="lite", backbone_mode="frozen", batch_size=8, pretrain_steps=40,
                   epochs=1, steps_per_epoch=20, num_train_images=100, val_pairs=20, num_workers=0, prior_size=96),
     # demo: scheduled pre-training (cheap steps that pay on unseen PF-WILLOW sub-classes), then two weak epochs of
-    # 50 steps: the decoder needs them (and the pseudo-mask refresh between them) to learn masks -- one epoch gave
-    # J 0.65 on unseen horses, two 0.71; see the README's matching and co-segmentation sections
+    # 50 steps: the decoder needs the second epoch, after the pseudo-masks' first refresh, to learn masks
+    # (docs/results.md, co-segmentation)
     "demo": dict(_SHARED, image_size=128, backbone="lite", backbone_mode="frozen", batch_size=8, pretrain_steps=600,
                  epochs=2, steps_per_epoch=50, num_train_images=500, val_pairs=100, num_workers=0,
                  pretrain_schedule="cosine", pretrain_warmup=30, pretrain_grad_clip=1.0),

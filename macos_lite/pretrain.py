@@ -25,6 +25,8 @@ The affine matrix is ``R(angle) @ [[s a, s shear], [0, s / a]]``; the cascade's 
 control points of the 3 x 3 lattice (spacing 1 in normalised units) by up to a tenth of their spacing.
 :func:`warp_parameters` draws the same numbers as :func:`random_cascade` (with the same generator state)
 and returns them by name, e.g. to plot the distribution.
+
+Taught in notebook 03 (predictor and cascade).
 """
 
 from __future__ import annotations

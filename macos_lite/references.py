@@ -10,6 +10,8 @@
 
 All three are evaluated with the same protocol as a model (:func:`macos_lite.evaluation.evaluate_matching`'s
 metric: target (B) keypoints transferred into the source (A), PCK per pair, then the mean over pairs).
+
+Taught in notebook 09 (evaluation).
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Every field that has a flag is declared with :func:`setting`: its default, and i
 the help text, choices and least value of the flag. :mod:`macos_lite.train_cli` builds the flags from these
 fields (``--image-size`` for ``image_size``), so a new setting is one new field. Fields left ``None`` take
 the preset's value (:mod:`macos_lite.presets`) when the config is :meth:`TrainConfig.resolved`.
+
+Taught in notebook 08 (training).
 """
 
 from __future__ import annotations

@@ -25,6 +25,8 @@ checkpoint holds the model, optimiser, scheduler, RNG states and counters, so ``
 continues exactly where a run stopped (bit-identical on CPU). Multi-GPU/multi-node: launch the same
 command with ``torchrun``; each process takes its share of every global batch
 (DistributedDataParallel, gloo on CPU, nccl on CUDA).
+
+Taught in notebook 08 (training).
 """
 
 from __future__ import annotations

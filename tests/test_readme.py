@@ -32,3 +32,11 @@ def test_the_readme_is_short_and_links_its_results_and_equations():
     assert len(text.split()) <= 2000
     for target in ("docs/results.md", "docs/equations.md"):
         assert f"({target})" in text and (README.parent / target).is_file()
+
+
+def test_every_module_docstring_names_the_notebook_that_teaches_it():
+    import ast
+
+    silent = [str(p.relative_to(PACKAGE)) for p in sorted(PACKAGE.rglob("*.py"))
+              if "notebook" not in (ast.get_docstring(ast.parse(p.read_text(encoding="utf-8"))) or "").lower()]
+    assert not silent, f"module docstrings that name no notebook: {', '.join(silent)}"

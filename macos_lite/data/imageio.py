@@ -16,6 +16,8 @@ Errors name the file and the fix:
   check the path, or fetch the dataset with ``macos-lite download NAME``;
 * :class:`DataError` (a ``ValueError``): the file exists but is corrupt or malformed -- which file, which
   field, and that the dataset should be downloaded again.
+
+Taught in notebook 00 (setup and data).
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ empty. They are kept (``noise_images()`` lists them): precision P counts them, a
 skips them, so the evaluator must state its choice.
 
 Image items: see :mod:`.registry`; ``mask`` is always present, ``category`` is airplane, car or horse.
+
+Used by notebook 09 (evaluation).
 """
 
 from __future__ import annotations

@@ -27,6 +27,8 @@ annotated object boxes (``bbox_source = "object"``).
 
 The train list's ``flip`` flag mirrors both images of the pair (``flip_mode = "both"``); half of the
 training rows are such mirrored copies. Items: see :mod:`.registry`.
+
+Used by notebook 09 (evaluation).
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ sub-class. Pairs (A = source, B = target):
 
 There are no object boxes: ``bbox_source = "keypoints"`` (the PF protocol's PCK normaliser is the longer
 side of this box in A). Items: see :mod:`.registry` (pair items and image items, no masks).
+
+Taught in notebook 00 (setup and data); evaluated in notebook 09.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ images a model is evaluated on.
 * dataset names joined by '+', e.g. ``pf-willow+weizmann-horse+tss``: a name that is part of the training
   set stands for its training images (without held-out validation images), any other for that whole
   dataset, found with :func:`~macos_lite.data.locate.find_dataset`.
+
+Taught in notebook 08 (training).
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ Pairs are listed from the layout file (no JSON is opened until an item is read);
 already says the images and the category. A = source image (``src``), B = target (``trg``). The standard
 PCK normaliser is the longer side of B's object box (``bbox_source = "object"``). The variation flags of
 pair i are ``dataset.flags(i)``. Items: see :mod:`.registry`.
+
+Used by notebook 09 (evaluation).
 """
 
 from __future__ import annotations

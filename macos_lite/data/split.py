@@ -7,6 +7,8 @@ image with any training tuple, so the validation PCK measures matching on unseen
 
 The choice depends only on the image names and ``seed`` (default 0, independent of the training seed), so
 runs with different training seeds validate on the same pairs.
+
+Taught in notebook 08 (training).
 """
 
 from __future__ import annotations

@@ -42,6 +42,8 @@ frames. Report the mean over all directed items and, like the kit, the mean over
 
 Images: :class:`TSSImages` lists image1 and image2 of every folder with their masks (co-segmentation),
 category as above, plus ``subset``.
+
+Used by notebook 09 (evaluation).
 """
 
 from __future__ import annotations

@@ -23,6 +23,8 @@ cropped at random by :func:`random_crop_box` -- the top edge in ``[0, h/4)``, th
 the width -- and resized back. The official script then mirrors both images of a pair when the pair list's flip
 flag is 1; :class:`PairList` applies the list's flags (``use_flip``), :class:`WeakTuples`, which has no list,
 mirrors all images of a tuple together with probability 1/2.
+
+Taught in notebook 07 (the full objective) and notebook 08 (training).
 """
 
 from __future__ import annotations

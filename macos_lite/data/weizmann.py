@@ -10,6 +10,8 @@ the aspect ratio: the RGB image is resized to the mask's size, which is the item
 resolution at which co-segmentation is scored. One category, ``horse``.
 
 Image items: see :mod:`.registry`; ``mask`` is always present.
+
+Used by notebook 09 (evaluation).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Run a benchmark's protocol and summarise it as JSON (:func:`evaluate_dataset`, :func:`write_json`)."""
+"""Run a benchmark's protocol and summarise it as JSON (:func:`evaluate_dataset`, :func:`write_json`).
+
+Taught in notebook 09 (evaluation).
+"""
 
 from __future__ import annotations
 

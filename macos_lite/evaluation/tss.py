@@ -5,6 +5,8 @@ computed on B's grid at B's original size and its source x-coordinates are mappe
 unmirrored A (the ground truth relates unmirrored images, see :mod:`macos_lite.data.tss`). Score: the
 kit's accuracy at 0.05 x max side of A; mean over directed pairs per subset, and the unweighted mean of
 the subset means ("avg", as the slides); the same without the flipped pairs.
+
+Taught in notebook 09 (evaluation).
 """
 
 from __future__ import annotations

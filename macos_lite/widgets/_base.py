@@ -1,4 +1,7 @@
-"""What every demo shares: input conversion, plotting helpers and the :class:`Demo` container."""
+"""What every demo shares: input conversion, plotting helpers and the :class:`Demo` container.
+
+Taught in notebook 10 (interactive demos).
+"""
 
 from __future__ import annotations
 

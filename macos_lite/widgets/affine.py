@@ -9,6 +9,8 @@ counter-clockwise: ``rotation=90`` gives theta ``(0, -1, 0, 1, 0, 0)`` and a war
 
 The six parameters and the six numbers describe the same maps, except reflections (det L < 0) and
 values beyond the sliders' ranges; the demo then says that the sliders only approximate theta.
+
+Taught in notebook 10 (interactive demos).
 """
 
 from __future__ import annotations
