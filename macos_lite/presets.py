@@ -50,6 +50,21 @@ _SETTINGS = {
 }
 # synthetic test pairs the notebooks evaluate on (an evaluation size, not a training setting)
 _TEST_PAIRS = {"smoke": 40, "demo": 200, "full": 1000}
+# what the notebooks' own small experiments spend (not training settings): smoke keeps every notebook to seconds,
+# demo to minutes on a CPU, full is the GPU's budget
+_BUDGETS = {
+    "smoke": dict(matching_steps=40, cycle_steps=60, decoder_pairs=4, decoder_steps=4, decoder_batch=2,
+                  decoder_set_size=12, objective_schedule=(0, 3, 1),  # pre-training steps, weak steps, batch
+                  sweep=dict(steps=2, batch_size=2, factors=(0.0, 1.0), margin_factors=(0.5, 1.0), seeds=1)),
+    "demo": dict(matching_steps=60, cycle_steps=150, decoder_pairs=8, decoder_steps=40, decoder_batch=4,
+                 decoder_set_size=48, objective_schedule=(60, 30, 4),
+                 sweep=dict(steps=40, batch_size=4, factors=(0.0, 1.0, 10.0), margin_factors=(0.5, 1.0), seeds=2)),
+    "full": dict(matching_steps=60, cycle_steps=150, decoder_pairs=8, decoder_steps=300, decoder_batch=4,
+                 decoder_set_size=164, objective_schedule=(500, 200, 8),
+                 sweep=dict(steps=2000, batch_size=_SETTINGS["full"]["batch_size"],
+                            factors=(0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0),
+                            margin_factors=(0.1, 0.25, 0.5, 1.0, 2.0, 4.0), seeds=3)),
+}
 
 
 @dataclass(frozen=True)
@@ -58,8 +73,9 @@ class Preset:
 
     ``settings`` maps ``TrainConfig`` field names to values; they read as attributes too
     (``preset.image_size``), and ``preset.num_val_pairs`` is ``settings["val_pairs"]``. ``num_test_pairs``
-    is the number of synthetic test pairs the notebooks evaluate on. An unknown attribute raises
-    ``AttributeError``.
+    is the number of synthetic test pairs the notebooks evaluate on; ``budgets`` what the notebooks' own
+    experiments spend (``matching_steps`` of notebook 04, ``cycle_steps`` of 05, ``decoder_*`` of 06,
+    ``objective_schedule`` of 07, ``sweep`` of 11). An unknown attribute raises ``AttributeError``.
 
     Example:
         >>> p = PRESETS["smoke"]
@@ -70,6 +86,7 @@ class Preset:
     name: str
     settings: Mapping[str, Any] = field(default_factory=dict, hash=False)
     num_test_pairs: int = 0
+    budgets: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self):
         object.__setattr__(self, "settings", dict(self.settings))  # its own copy
@@ -90,7 +107,7 @@ class Preset:
         return {"name": self.name, **self.settings, "num_test_pairs": self.num_test_pairs}
 
 
-PRESETS = {name: Preset(name, settings, _TEST_PAIRS[name]) for name, settings in _SETTINGS.items()}
+PRESETS = {name: Preset(name, settings, _TEST_PAIRS[name], _BUDGETS[name]) for name, settings in _SETTINGS.items()}
 
 
 def resolve_preset(name: str | None = None) -> str:

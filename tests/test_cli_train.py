@@ -106,3 +106,12 @@ def test_a_config_built_in_python_keeps_the_flags_bounds(setting, value, words):
 def test_bounds_accept_the_edges_they_include():
     cfg = TrainConfig(preset="smoke", out="unused", val_fraction=0.0, prior_momentum=1.0, epochs=0).resolved()
     assert (cfg.val_fraction, cfg.prior_momentum, cfg.epochs) == (0.0, 1.0, 0)
+
+
+def test_the_notebooks_budgets_are_declared_for_every_preset_and_grow_with_it():
+    keys = set(PRESETS["smoke"].budgets)
+    assert {"matching_steps", "cycle_steps", "decoder_steps", "objective_schedule", "sweep"} <= keys
+    for name in ("matching_steps", "cycle_steps", "decoder_steps", "decoder_set_size"):
+        assert PRESETS["smoke"].budgets[name] <= PRESETS["demo"].budgets[name] <= PRESETS["full"].budgets[name]
+    assert all(set(p.budgets) == keys for p in PRESETS.values())
+    assert get_preset("demo", image_size=48).budgets == PRESETS["demo"].budgets  # overrides keep the budgets
