@@ -1,7 +1,7 @@
 """macos_lite: MaCoSNet (joint weakly supervised semantic matching and object
 co-segmentation, Chen et al., TPAMI 2020), rebuilt for teaching and research.
 
-Conventions shared by every module (see the README's "Conventions" section):
+Conventions shared by every module (the README's module map repeats them):
 
 * Images are float tensors in [0, 1], shape ``(B, 3, H, W)``; each backbone
   applies its own ImageNet normalisation.
