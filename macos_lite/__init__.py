@@ -1,7 +1,7 @@
 """macos_lite: MaCoSNet (joint weakly supervised semantic matching and object
 co-segmentation, Chen et al., TPAMI 2020), rebuilt for teaching and research.
 
-Conventions shared by every module (see the README's "Conventions" section):
+Conventions shared by every module (the README's module map repeats them):
 
 * Images are float tensors in [0, 1], shape ``(B, 3, H, W)``; each backbone
   applies its own ImageNet normalisation.
@@ -12,6 +12,8 @@ Conventions shared by every module (see the README's "Conventions" section):
   points of the target B into the source A (backward warping):
   ``p_A = T_AB(p_B)``; ``warp_image(A, theta_AB)`` aligns A onto B.
 * Masks leave the network as logits.
+
+The notebooks build it part by part, from notebook 00 (setup and data) on.
 """
 
 __version__ = "0.1.0"

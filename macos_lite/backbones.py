@@ -20,6 +20,8 @@ trainable, BN statistics updated) and ``"frozen_bn"`` (weights trainable, BN run
 as in WeakAlign/MaCoSNet training); and ``"last_stage"``: only the last stage before the correlated map
 trains (Lite0: the 112-channel stage; ResNet-101: the last three bottlenecks of layer3), BN statistics
 fixed -- a cheap way to adapt the features on a CPU.
+
+Taught in notebook 01 (features and correlation).
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ class Encoder(nn.Module):
 
 def _check_stride(output_stride: int) -> int:
     if int(output_stride) not in (8, 16):
-        raise ValueError(f"output_stride must be 16 (the reference) or 8 (dilated last stage), got {output_stride}")
+        raise ValueError(f"output_stride must be 16 (the paper's) or 8 (dilated last stage), got {output_stride}")
     return int(output_stride)
 
 

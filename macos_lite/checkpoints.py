@@ -2,6 +2,8 @@
 
 Our checkpoints are plain dicts of tensors and numbers, written atomically (temporary file + rename,
 so an interrupted save never leaves a truncated checkpoint) and read with ``weights_only=True``.
+
+Taught in notebook 08 (training: checkpoints and resume); notebook 03 loads published weights.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-# published key prefix -> our module (torchvision ResNet-101 trunk kept as nn.Sequential in the reference)
+# published key prefix -> our module (torchvision ResNet-101 trunk kept as nn.Sequential in the official code)
 _TRUNK_MAP = {"0": "encoder.stem.0", "1": "encoder.stem.1", "4": "encoder.layer1", "5": "encoder.layer2",
               "6": "encoder.layer3"}
 
@@ -80,7 +82,7 @@ def _check_finite_weights(path: Path, state: dict) -> None:
             "(best.pt of the run) or re-train with a lower --lr.")
 
 
-def map_reference_keys(state: dict, single_head: str = "affine") -> dict:
+def map_published_keys(state: dict, single_head: str = "affine") -> dict:
     """Rename the keys of a CNNGeo/WeakAlign state dict to MaCoSNet's.
 
     ``FeatureExtraction.model.{0,1,4,5,6}`` -> the ResNet-101 trunk, ``FeatureRegression`` -> the affine
@@ -102,15 +104,15 @@ def map_reference_keys(state: dict, single_head: str = "affine") -> dict:
     return out
 
 
-def load_reference_weights(model: torch.nn.Module, source, single_head: str = "affine") -> list[str]:
+def load_published_weights(model: torch.nn.Module, source, single_head: str = "affine") -> list[str]:
     """Load published CNNGeo/WeakAlign weights (a path or a state dict) into a MaCoSNet.
 
     The heads fit only a model built for 240 px with the ResNet-101 backbone (15x15 grid, 225
-    correlation channels in the reference's column-major order). Every tensor's shape is checked;
+    correlation channels in the official code's column-major order). Every tensor's shape is checked;
     returns the names of the loaded tensors.
     """
     state = load_checkpoint(source) if isinstance(source, (str, Path)) else source
-    mapped = map_reference_keys(state, single_head)
+    mapped = map_published_keys(state, single_head)
     if not mapped:
         raise ValueError("no CNNGeo/WeakAlign keys (FeatureExtraction.*, FeatureRegression*) found in the checkpoint")
     own = model.state_dict()
@@ -118,7 +120,7 @@ def load_reference_weights(model: torch.nn.Module, source, single_head: str = "a
     problems += [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
                  for k, v in mapped.items() if k in own and own[k].shape != v.shape]
     if problems:
-        raise ValueError("the reference weights do not fit this model (build it with backbone='resnet101', "
+        raise ValueError("the published weights do not fit this model (build it with backbone='resnet101', "
                          "image_size=240, tps_grid_size=3):\n  " + "\n  ".join(problems[:10]))
     model.load_state_dict(mapped, strict=False)
     return sorted(mapped)
@@ -140,7 +142,7 @@ def model_from_checkpoint(path: str | Path, device="cpu"):
     state = load_checkpoint(path, map_location="cpu")
     if "model" not in state or "model_config" not in state:
         raise ValueError(f"{path} is not a macos_lite checkpoint (no 'model'/'model_config'); published "
-                         "CNNGeo/WeakAlign files load with load_reference_weights()")
+                         "CNNGeo/WeakAlign files load with load_published_weights()")
     cfg = dict(state["model_config"])
     try:
         model = MaCoSNet(pretrained=False, **cfg)

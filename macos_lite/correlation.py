@@ -6,6 +6,8 @@ cell of A, laid out on B's grid -- the "3D" layout of CNNGeo/WeakAlign. The chan
 expect. Then ReLU and an L2 normalisation over the channels at every cell of B.
 
 ``S_BA = correlation(f_B, f_A)`` is *not* a transpose of ``S_AB``: it is normalised over B's cells.
+
+Taught in notebook 01 (features and correlation).
 """
 
 from __future__ import annotations

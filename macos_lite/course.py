@@ -15,13 +15,11 @@ In a notebook::
     course.save_results()                                           # the last cell
 
 The headless runner behind ``macos-lite course`` (papermill, HTML, ``summary.md``) is
-:mod:`macos_lite.course_runner`; its public names are importable from here too.
+:mod:`macos_lite.course_runner`.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +32,7 @@ from .data.imageio import download_hint
 from .data.locate import find_dataset
 from .device import cap_threads, resolve_device
 from .presets import Preset, get_preset
+from .strict_json import dumps
 
 
 @dataclass
@@ -72,22 +71,8 @@ class Course:
         """Write ``results`` as JSON to RESULTS_PATH (when set); returns them."""
         if self.results_path is not None:
             self.results_path.parent.mkdir(parents=True, exist_ok=True)
-            self.results_path.write_text(json.dumps(_jsonable(self.results), indent=2))
+            self.results_path.write_text(dumps(self.results))
         return self.results
-
-
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if torch.is_tensor(x):
-        return _jsonable(x.tolist())
-    if isinstance(x, (np.generic,)):
-        return x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 def setup(preset: str | None = None, device: str = "auto", seed: int = 0, results_path=None, data_root=None,
@@ -131,18 +116,4 @@ def trained_model(course: Course, cache: str | Path | None = None, **overrides):
     return model, trainer.history
 
 
-# the headless runner, importable from here as before
-from .course_runner import (  # noqa: E402
-    CHECKED_TAG,
-    add_arguments,
-    course_notebooks,
-    execute,
-    refresh_checked_outputs,
-    run,
-    run_course,
-    strip_outputs,
-    summary_markdown,
-)
-
-__all__ = ["CHECKED_TAG", "Course", "add_arguments", "course_notebooks", "execute", "refresh_checked_outputs",
-           "run", "run_course", "setup", "strip_outputs", "summary_markdown", "trained_model"]
+__all__ = ["Course", "setup", "trained_model"]

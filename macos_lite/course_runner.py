@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 from . import paths
+from .presets import PRESETS
+from .strict_json import dumps
 
 CHECKED_TAG = "nbval-check-output"
 
@@ -32,7 +34,7 @@ def course_notebooks(folder: str | Path = "notebooks") -> list[Path]:
 
 def strip_outputs(nb, keep_checked: bool = True):
     """Remove outputs, execution counts and widget state (in place), except the outputs of cells tagged
-    ``nbval-check-output`` (their reference outputs) when ``keep_checked``."""
+    ``nbval-check-output`` (their stored outputs) when ``keep_checked``."""
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
@@ -189,9 +191,8 @@ def run_course(notebooks: str | Path = "notebooks", out: str | Path | None = Non
             os.environ[paths.RUNS_ENV] = previous_runs
     summary = {"preset": preset, "device": device, "out": str(out), "notebooks": rows,
                "failed": [r["notebook"] for r in rows if r["status"] != "ok"]}
-    from .course import _jsonable  # the notebooks' JSON conventions (imported here: course imports this module)
 
-    (out / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2))
+    (out / "summary.json").write_text(dumps(summary))
     (out / "summary.md").write_text(summary_markdown(summary))
     print(summary_markdown(summary, figures=False))
     return summary
@@ -274,7 +275,7 @@ def refresh_checked_outputs(notebooks: str | Path = "notebooks", only: list[str]
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--preset", choices=("smoke", "demo", "full"), help="default: $MACOS_LITE_PRESET, full on a GPU, "
+    p.add_argument("--preset", choices=tuple(PRESETS), help="default: $MACOS_LITE_PRESET, full on a GPU, "
                    "else demo")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
@@ -285,7 +286,7 @@ def add_arguments(p) -> None:
     p.add_argument("--timeout", type=int, help="seconds per cell before a notebook is stopped")
     p.add_argument("--no-html", action="store_true", help="skip the HTML rendering")
     p.add_argument("--refresh-checked", action="store_true",
-                   help="maintainers: store the reference outputs of the nbval-checked cells (smoke preset)")
+                   help="maintainers: store the outputs of the nbval-checked cells (smoke preset)")
 
 
 def run(args) -> int:

@@ -7,10 +7,12 @@ stride-16 grid back to the input size; after each of the first three the encoder
 added (skip connections at strides 8, 4, 2 -- the wiring the official code intended, docs/differences.md D4).
 A 1x1 projection matches skip channels to the decoder's widths where they differ.
 
-Initialisation (as the reference): every transposed convolution starts as a bilinear up-sampler of the
+Initialisation (as the official code): every transposed convolution starts as a bilinear up-sampler of the
 mean of its input channels, so the first masks are smooth rather than the checkerboard noise a random
 stride-2 transposed convolution produces; a small random part breaks the symmetry between channels, and
 the last layer starts near zero (masks of probability 1/2 everywhere).
+
+Taught in notebook 06 (decoder and contrastive loss).
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Without ``--checkpoint`` it first trains G briefly with synthetic strong supervision (the smoke preset's
 pre-training, seconds on a CPU) so that the transform means something.
+
+Notebook 10 (interactive demos) shows the same pair interactively.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Device selection and CPU thread capping (no `.cuda()` anywhere else)."""
+"""Device selection and CPU thread capping (no `.cuda()` anywhere else).
+
+Taught in notebook 00 (setup and data).
+"""
 
 from __future__ import annotations
 

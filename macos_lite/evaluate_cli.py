@@ -2,6 +2,8 @@
 
 The protocols themselves live in :mod:`macos_lite.evaluation`; this module only parses options, checks
 the output paths before the long work, prints the table and writes the JSON.
+
+Taught in notebook 09 (evaluation).
 """
 
 from __future__ import annotations

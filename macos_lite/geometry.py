@@ -13,6 +13,8 @@ Conventions (shared by the whole package):
   control lattice in X-major order (identity: the lattice itself); ``"cascade"`` -- theta
   ``(B, 6 + 2 n^2)``, the concatenation ``[theta_aff, theta_tps]`` of the affine->TPS cascade,
   applied as ``p_A = T_aff(T_tps(p_B))``.
+
+Taught in notebook 02 (affine and TPS geometry).
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ ground truth is at most ``alpha * L``. The normaliser L depends on the protocol 
 Everything refers to the image the comparison happens in (the frame of ``gt``). PCK is reported
 per pair (mean over pairs of each pair's fraction; the published convention) or pooled over all
 keypoints.
+
+Taught in notebook 09 (evaluation); notebook 01 computes PCK by hand.
 """
 
 from __future__ import annotations

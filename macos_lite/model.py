@@ -11,6 +11,8 @@ pair (s, t), s != t, at once:
    ``theta_tps = G2(correlation(f_s', f_t))`` (maps t's points into s'); the full map is the
    cascade ``p_s = T_aff(T_tps(p_t))`` (docs/differences.md D11).
 4. ``D([f_t, S_st])`` gives the mask logits of the target t, co-segmented with its partner s.
+
+Taught in notebook 03 (predictor and cascade).
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ evaluation summary lines up with each column (used by :mod:`macos_lite.report`).
 >>> from macos_lite import paper
 >>> paper.TABLES["pf-willow"].value("Ours", "0.1")
 0.854
+
+Taught in notebook 09 (evaluation).
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ PF_PASCAL = Table(
     normalizer="scnet",
     alpha=0.1,
     notes=("Threshold 0.1 x 224 after resizing both images to 224 x 224 (the SCNet procedure of the "
-           "reference code); target keypoints transferred into the source. 'mean' is the mean over "
+           "official code); target keypoints transferred into the source. 'mean' is the mean over "
            "pairs, not over classes: the class columns of the 'Ours' row average 77.3."),
     peers=("NC-Net", "WeakMatchNet"),
     rows=(
@@ -142,7 +144,7 @@ PF_WILLOW = Table(
     percent=False,
     normalizer="scnet",
     alpha=None,
-    notes=("The slides do not name the normaliser. The reference code evaluates PF-WILLOW with the image-size "
+    notes=("The slides do not name the normaliser. The official code evaluates PF-WILLOW with the image-size "
            "'scnet' normaliser (L = 224 after resizing to 224 x 224) on 450 pairs, and these numbers are far "
            "above the keypoint-box-normalised peers of the literature, so they are most likely image-size "
            "normalised (suspected, not confirmed). The standard protocol normalises by the box of "

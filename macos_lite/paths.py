@@ -1,4 +1,7 @@
-"""Where data, runs and the shared development data live (all overridable by env)."""
+"""Where data, runs and the shared development data live (all overridable by env).
+
+Taught in notebook 00 (setup and data).
+"""
 
 from __future__ import annotations
 
@@ -63,18 +66,3 @@ def env_problems() -> list[str]:
         elif name == SHARED_DATA_ENV and not path.exists():
             out.append(f"${name} names {value}, which does not exist, so it was not searched")
     return out
-
-
-def find_dataset(name: str, root: str | Path | None = None) -> Path | None:
-    """Deprecated location of :func:`macos_lite.data.locate.find_dataset` (the one dataset locator)."""
-    from .data.locate import find_dataset
-
-    return find_dataset(name, root)
-
-
-def __getattr__(name: str):
-    if name == "DEV_LAYOUT":  # moved with the locator
-        from .data.locate import DEV_LAYOUT
-
-        return DEV_LAYOUT
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

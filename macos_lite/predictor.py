@@ -7,6 +7,8 @@ use 'same' padding and an adaptive pooling to 5x5, so one architecture serves ev
 
 The last layer starts at zero weight with the identity transform as its bias: an untrained predictor
 outputs the identity instead of a random warp.
+
+Taught in notebook 03 (predictor and cascade).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch.nn as nn
 
 from .geometry import identity_theta
 
-REFERENCE_GRID = 15  # the grid the published heads were trained on (240 px, stride 16)
+PUBLISHED_GRID = 15  # the grid the published heads were trained on (240 px, stride 16)
 
 
 class RegressionHead(nn.Module):
@@ -24,13 +26,13 @@ class RegressionHead(nn.Module):
 
     The submodule names (``conv.0``, ``conv.1``, ``conv.3``, ``conv.4``, ``linear``) follow the
     published CNNGeo/WeakAlign checkpoints so their weights load with
-    :func:`macos_lite.checkpoints.load_reference_weights`.
+    :func:`macos_lite.checkpoints.load_published_weights`.
     """
 
     def __init__(self, grid_size: tuple[int, int], identity: torch.Tensor):
         super().__init__()
         h, w = grid_size
-        pad7, pad5 = (0, 0) if min(h, w) >= REFERENCE_GRID else (3, 2)
+        pad7, pad5 = (0, 0) if min(h, w) >= PUBLISHED_GRID else (3, 2)
         self.grid_size = (h, w)
         self.conv = nn.Sequential(
             nn.Conv2d(h * w, 128, kernel_size=7, padding=pad7),
@@ -40,7 +42,7 @@ class RegressionHead(nn.Module):
             nn.BatchNorm2d(64),
             nn.ReLU(inplace=True),
         )
-        self.pool = nn.AdaptiveAvgPool2d(5)  # the identity at the reference grid
+        self.pool = nn.AdaptiveAvgPool2d(5)  # the identity at the published heads' grid
         self.linear = nn.Linear(64 * 5 * 5, identity.numel())
         nn.init.zeros_(self.linear.weight)
         with torch.no_grad():

@@ -1,4 +1,5 @@
-"""Presets and named recipes: one name fixes the scale of every notebook and of training (docs/differences.md D21).
+"""Presets, and the official training script's settings: one name fixes the scale of every notebook and of
+training (docs/differences.md D21). Taught in notebook 00 (setup) and notebook 08 (training).
 
 | preset  | where           | image size | backbone            | purpose                                   |
 |---------|-----------------|------------|---------------------|-------------------------------------------|
@@ -8,8 +9,9 @@
 
 A preset is a *partial* :class:`macos_lite.training.TrainConfig`: ``Preset.settings`` maps field names of
 ``TrainConfig`` to the preset's values, and ``TrainConfig.resolved()`` fills every field left ``None`` from
-it in one step. Steps count optimiser updates. A named recipe (:data:`TRAINING_RECIPES`) is a set of
-``TrainConfig`` overrides too: one per preset, and ``reference``, the official training script's settings.
+it in one step. Steps count optimiser updates. :data:`OFFICIAL` is a set of ``TrainConfig`` overrides too:
+the official training script's settings, trained with the ``paper`` weights of eq 12 (``macos-lite train
+--recipe official``; the recipes of weights are :data:`macos_lite.losses.RECIPES`).
 
 ``resolve_preset()`` picks ``$MACOS_LITE_PRESET``, else ``full`` when CUDA is available, else ``demo``.
 """
@@ -37,8 +39,8 @@ _SETTINGS = {
     "smoke": dict(_SHARED, image_size=96, backbone="lite", backbone_mode="frozen", batch_size=8, pretrain_steps=40,
                   epochs=1, steps_per_epoch=20, num_train_images=100, val_pairs=20, num_workers=0, prior_size=96),
     # demo: scheduled pre-training (cheap steps that pay on unseen PF-WILLOW sub-classes), then two weak epochs of
-    # 50 steps: the decoder needs them (and the pseudo-mask refresh between them) to learn masks -- one epoch gave
-    # J 0.65 on unseen horses, two 0.71; see the README's matching and co-segmentation sections
+    # 50 steps: the decoder needs the second epoch, after the pseudo-masks' first refresh, to learn masks
+    # (docs/results.md, co-segmentation)
     "demo": dict(_SHARED, image_size=128, backbone="lite", backbone_mode="frozen", batch_size=8, pretrain_steps=600,
                  epochs=2, steps_per_epoch=50, num_train_images=500, val_pairs=100, num_workers=0,
                  pretrain_schedule="cosine", pretrain_warmup=30, pretrain_grad_clip=1.0),
@@ -48,6 +50,21 @@ _SETTINGS = {
 }
 # synthetic test pairs the notebooks evaluate on (an evaluation size, not a training setting)
 _TEST_PAIRS = {"smoke": 40, "demo": 200, "full": 1000}
+# what the notebooks' own small experiments spend (not training settings): smoke keeps every notebook to seconds,
+# demo to minutes on a CPU, full is the GPU's budget
+_BUDGETS = {
+    "smoke": dict(matching_steps=40, cycle_steps=60, decoder_pairs=4, decoder_steps=4, decoder_batch=2,
+                  decoder_set_size=12, objective_schedule=(0, 3, 1),  # pre-training steps, weak steps, batch
+                  sweep=dict(steps=2, batch_size=2, factors=(0.0, 1.0), margin_factors=(0.5, 1.0), seeds=1)),
+    "demo": dict(matching_steps=60, cycle_steps=150, decoder_pairs=8, decoder_steps=40, decoder_batch=4,
+                 decoder_set_size=48, objective_schedule=(60, 30, 4),
+                 sweep=dict(steps=40, batch_size=4, factors=(0.0, 1.0, 10.0), margin_factors=(0.5, 1.0), seeds=2)),
+    "full": dict(matching_steps=60, cycle_steps=150, decoder_pairs=8, decoder_steps=300, decoder_batch=4,
+                 decoder_set_size=164, objective_schedule=(500, 200, 8),
+                 sweep=dict(steps=2000, batch_size=_SETTINGS["full"]["batch_size"],
+                            factors=(0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0),
+                            margin_factors=(0.1, 0.25, 0.5, 1.0, 2.0, 4.0), seeds=3)),
+}
 
 
 @dataclass(frozen=True)
@@ -56,8 +73,9 @@ class Preset:
 
     ``settings`` maps ``TrainConfig`` field names to values; they read as attributes too
     (``preset.image_size``), and ``preset.num_val_pairs`` is ``settings["val_pairs"]``. ``num_test_pairs``
-    is the number of synthetic test pairs the notebooks evaluate on. An unknown attribute raises
-    ``AttributeError``.
+    is the number of synthetic test pairs the notebooks evaluate on; ``budgets`` what the notebooks' own
+    experiments spend (``matching_steps`` of notebook 04, ``cycle_steps`` of 05, ``decoder_*`` of 06,
+    ``objective_schedule`` of 07, ``sweep`` of 11). An unknown attribute raises ``AttributeError``.
 
     Example:
         >>> p = PRESETS["smoke"]
@@ -68,6 +86,7 @@ class Preset:
     name: str
     settings: Mapping[str, Any] = field(default_factory=dict, hash=False)
     num_test_pairs: int = 0
+    budgets: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self):
         object.__setattr__(self, "settings", dict(self.settings))  # its own copy
@@ -88,7 +107,7 @@ class Preset:
         return {"name": self.name, **self.settings, "num_test_pairs": self.num_test_pairs}
 
 
-PRESETS = {name: Preset(name, settings, _TEST_PAIRS[name]) for name, settings in _SETTINGS.items()}
+PRESETS = {name: Preset(name, settings, _TEST_PAIRS[name], _BUDGETS[name]) for name, settings in _SETTINGS.items()}
 
 
 def resolve_preset(name: str | None = None) -> str:
@@ -118,24 +137,9 @@ def get_preset(name: str | None = None, **overrides) -> Preset:
 # flags and random crops), ResNet-101 at 240 px with frozen BN statistics, Adam at lr 5e-8 without weight decay,
 # batch 4, 60 epochs, seed 1, validation PCK on PF-PASCAL val after every epoch and early stopping when it falls
 # 0.05 below the best. It starts from the WeakAlign checkpoint (``init_weights``).
-_REFERENCE = dict(dataset="pf-pascal", preset="full", backbone="resnet101", image_size=240, backbone_mode="frozen_bn",
-                  lr=5e-8, weight_decay=0.0, batch_size=4, epochs=60, steps_per_epoch=None, pretrain_steps=0,
-                  scheduler="constant", early_stop_drop=0.05, augment=True, seed=1, val_dataset="pf-pascal",
-                  val_split="val", val_pairs=10**9, backbone_lr_scale=1.0)
-
-TRAINING_RECIPES = {**{name: {"preset": name} for name in PRESETS}, "reference": _REFERENCE}
-"""Named ``TrainConfig`` overrides: ``smoke``/``demo``/``full`` (the preset alone) and ``reference``."""
-
-
-def training_recipe(name: str) -> dict:
-    """A copy of the ``TrainConfig`` overrides of recipe ``name`` (:data:`TRAINING_RECIPES`).
-
-    Raises ``ValueError`` for an unknown name.
-
-    Example:
-        >>> training_recipe("reference")["lr"]
-        5e-08
-    """
-    if name not in TRAINING_RECIPES:
-        raise ValueError(f"unknown training recipe {name!r}; the recipes are {tuple(TRAINING_RECIPES)}")
-    return dict(TRAINING_RECIPES[name])
+OFFICIAL = dict(dataset="pf-pascal", preset="full", backbone="resnet101", image_size=240, backbone_mode="frozen_bn",
+                lr=5e-8, weight_decay=0.0, batch_size=4, epochs=60, steps_per_epoch=None, pretrain_steps=0,
+                scheduler="constant", early_stop_drop=0.05, augment=True, seed=1, val_dataset="pf-pascal",
+                val_split="val", val_pairs=10**9, backbone_lr_scale=1.0)
+"""``TrainConfig`` overrides reproducing the official training script (read them through
+:func:`macos_lite.train_config.official_recipe`, which copies them)."""

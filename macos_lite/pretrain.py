@@ -25,6 +25,8 @@ The affine matrix is ``R(angle) @ [[s a, s shear], [0, s / a]]``; the cascade's 
 control points of the 3 x 3 lattice (spacing 1 in normalised units) by up to a tenth of their spacing.
 :func:`warp_parameters` draws the same numbers as :func:`random_cascade` (with the same generator state)
 and returns them by name, e.g. to plot the distribution.
+
+Taught in notebook 03 (predictor and cascade).
 """
 
 from __future__ import annotations
@@ -86,23 +88,32 @@ def warp_parameters(batch: int, generator: torch.Generator, tps_jitter: float = 
             "shear": d["shear"], "tx": d["tx"], "ty": d["ty"], "tps_offsets": noise}
 
 
+SCHEDULES = ("cosine", "constant")  # the learning-rate schedules of both training phases
+
+
 def lr_schedule(step: int, steps: int, schedule: str = "cosine", warmup: int = 0) -> float:
-    """Factor of the peak learning rate at pre-training step ``step`` (0-based) of ``steps``.
+    """Factor of a phase's peak learning rate at its step ``step`` (0-based) of ``steps``: the one schedule of
+    both pre-training and the weak phase (:class:`macos_lite.training.Trainer`).
 
     ``"constant"``: 1. ``"cosine"``: ``(step + 1) / (warmup + 1)`` during a linear warm-up of ``warmup`` steps,
-    then ``(1 + cos(pi t)) / 2`` with ``t = (step - warmup) / (steps - warmup)`` going from 0 to almost 1: the
-    rate decays to nearly zero by the last step. At a constant rate the grid loss falls and then climbs back
-    (Adam's steps stay large while the regression gets finer); the decay lets it settle.
+    then ``(1 + cos(pi t)) / 2`` with ``t = (step - warmup) / (steps - warmup)`` going from 0 to 1 (held at 1
+    past the end): the rate decays to zero by the end of the phase. At a constant rate the pre-training grid
+    loss falls and then climbs back (Adam's steps stay large while the regression gets finer); the decay
+    lets it settle.
+
+    Example:
+        >>> [round(lr_schedule(s, 4), 3) for s in range(5)]
+        [1.0, 0.854, 0.5, 0.146, 0.0]
     """
     if schedule == "constant":
         return 1.0
     if schedule != "cosine":
-        raise ValueError(f"the pre-training schedule must be 'constant' or 'cosine', got {schedule!r}")
+        raise ValueError(f"the learning-rate schedule must be one of {SCHEDULES}, got {schedule!r}")
     warm = max(0, min(int(warmup), steps - 1))
     if step < warm:
         return (step + 1) / (warm + 1)
     t = (step - warm) / max(1, steps - warm)
-    return 0.5 * (1 + math.cos(math.pi * t))
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
 def make_pairs(images: torch.Tensor, theta_gt: torch.Tensor, kind: str) -> torch.Tensor:

@@ -10,6 +10,8 @@ the edges again -- one round of self-training per refresh (self-paced refinement
 
 Targets are kept as ``uint8`` (probability x 255), so that they are small enough to travel in the
 checkpoint and a resumed run continues with exactly the same targets.
+
+Taught in notebook 06 (decoder and contrastive loss) and notebook 08 (training).
 """
 
 from __future__ import annotations

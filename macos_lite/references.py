@@ -8,8 +8,10 @@
 * **best affine fit**: the least-squares affine map from the target's ground-truth keypoints to the
   source's (an oracle: the best any single affine map could score; its PCK is the ceiling of stage 1).
 
-All three are evaluated with the same protocol as a model (:func:`macos_lite.evaluate.evaluate_matching`'s
+All three are evaluated with the same protocol as a model (:func:`macos_lite.evaluation.evaluate_matching`'s
 metric: target (B) keypoints transferred into the source (A), PCK per pair, then the mean over pairs).
+
+Taught in notebook 09 (evaluation).
 """
 
 from __future__ import annotations

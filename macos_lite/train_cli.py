@@ -1,4 +1,4 @@
-"""``macos-lite train``: command-line front end of :mod:`macos_lite.training`."""
+"""``macos-lite train``: command-line front end of :mod:`macos_lite.training`. Taught in notebook 08 (training)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from typing import get_args, get_type_hints
 
 from .cli_common import UserError, check_fits_in_memory, number, pair_memory
 from .losses import ABLATIONS, TERMS, LossConfig, ablation
-from .presets import PRESETS, training_recipe
-from .train_config import BOUNDS, TrainConfig
+from .data.registry import NAMES
+from .presets import PRESETS
+from .train_config import BOUNDS, RECIPE_CHOICES, TrainConfig, official_recipe
 
 # options that may differ when a run is resumed (they do not change what is computed)
 RESUME_MAY_CHANGE = ("max_steps", "device", "num_workers", "checkpoint_every", "resume", "out", "progress")
@@ -24,14 +25,13 @@ HAND_WRITTEN = {"dataset": "--dataset", "data_root": "--data-root", "preset": "-
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", help="synthetic (default), pf-pascal, pf-willow, tss, "
-                   "internet, weizmann-horse, spair")
+    p.add_argument("--dataset", help=f"{', '.join(NAMES)} (default synthetic), or several joined by '+'")
     p.add_argument("--data-root", help="the dataset's folder (default $MACOS_LITE_DATA/<dataset>)")
-    p.add_argument("--preset", choices=tuple(PRESETS), help="smoke / demo / full (default: full on CUDA, else demo)")
-    p.add_argument("--recipe", choices=("ours", "paper", "reference"), default="ours",
+    p.add_argument("--preset", choices=tuple(PRESETS), help=f"{' / '.join(PRESETS)} (default: full on CUDA, else demo)")
+    p.add_argument("--recipe", choices=RECIPE_CHOICES, default="ours",
                    help="ours (default): eq 12 plus the co-localisation prior loss that lets the decoder learn; "
                         "paper: eq 12 as published (its co-segmentation terms alone do not learn masks here); "
-                        "reference: the official script's settings and eq 12 (PF-PASCAL, lr 5e-8, batch 4, 60 "
+                        "official: the official script's settings and eq 12 (PF-PASCAL, lr 5e-8, batch 4, 60 "
                         "epochs, early stopping; start from --init-weights WeakAlign); explicit options still override")
     p.add_argument("--out", help="run folder for checkpoints and logs (default runs/train-<dataset>-<time>)")
     p.add_argument("--backbone-weights", help="local ImageNet weights file for resnet101 (default: torchvision's)")
@@ -86,7 +86,8 @@ def _default_text(f) -> str:
 
 
 def loss_config_from_args(args) -> LossConfig:
-    recipe = "ours" if getattr(args, "recipe", "ours") == "ours" else "paper"
+    recipe = getattr(args, "recipe", "ours")
+    recipe = "paper" if recipe == "official" else recipe  # the official script trains eq 12 as published
     cfg = ablation(args.ablation or "joint", recipe)
     weights = {t: 0.0 for t in TERMS}
     weights.update(cfg.get("weights", {}))
@@ -110,8 +111,6 @@ def loss_config_from_args(args) -> LossConfig:
 
 
 def _check_datasets(args) -> None:
-    from .data.registry import NAMES
-
     for option in ("dataset", "val_dataset"):
         value = getattr(args, option)
         if not value:
@@ -178,10 +177,10 @@ def config_from_args(args) -> TrainConfig:
         cfg = _resumed_config(args, given, loss)
         cfg.progress = not args.no_progress
         return cfg
-    values = training_recipe("reference") if args.recipe == "reference" else {}
+    values = official_recipe() if args.recipe == "official" else {}
     values.update(given)
-    if args.recipe == "reference" and not args.init_weights:
-        print("warning: the reference recipe fine-tunes a WeakAlign checkpoint (--init-weights); from ImageNet "
+    if args.recipe == "official" and not args.init_weights:
+        print("warning: the official recipe fine-tunes a WeakAlign checkpoint (--init-weights); from ImageNet "
               "weights its learning rate of 5e-8 cannot learn")
     cfg = TrainConfig(loss=loss, progress=not args.no_progress, **values)
     if args.backbone_weights:

@@ -4,6 +4,8 @@ Every field that has a flag is declared with :func:`setting`: its default, and i
 the help text, choices and least value of the flag. :mod:`macos_lite.train_cli` builds the flags from these
 fields (``--image-size`` for ``image_size``), so a new setting is one new field. Fields left ``None`` take
 the preset's value (:mod:`macos_lite.presets`) when the config is :meth:`TrainConfig.resolved`.
+
+Taught in notebook 08 (training).
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import time
 from dataclasses import dataclass, field, fields
 
 from . import paths
-from .losses import LossConfig
-from .presets import get_preset, training_recipe
+from .backbones import MODES, available_backbones
+from .losses import RECIPES, LossConfig
+from .presets import OFFICIAL, get_preset
+from .pretrain import SCHEDULES
 
 
 def setting(default=None, help: str = "", *, choices: tuple | None = None, minimum: float | None = None,
@@ -42,9 +46,9 @@ class TrainConfig:
     data_root: str | None = None
     preset: str | None = None
     out: str | None = None
-    backbone: str | None = setting(help="the encoder", choices=("lite", "resnet101"))
+    backbone: str | None = setting(help="the encoder", choices=available_backbones())
     backbone_mode: str | None = setting(help="the encoder during the weak phase",
-                                        choices=("frozen", "finetune", "frozen_bn", "last_stage"))
+                                        choices=MODES)
     pretrained: bool | str = True  # ImageNet weights: torchvision's (True), a local file, or none (False)
     image_size: int | None = setting(help="input images are resized to this square size in pixels", minimum=1)
     batch_size: int | None = setting(help="tuples (or pre-training images) per global step", minimum=1)
@@ -56,7 +60,7 @@ class TrainConfig:
     pretrain_lr: float | None = setting(help="peak learning rate of pre-training", above=0)
     pretrain_schedule: str | None = setting(
         help="pre-training learning rate: linear warm-up then cosine decay to 0, or constant",
-        choices=("cosine", "constant"))
+        choices=SCHEDULES)
     pretrain_warmup: int | None = setting(help="warm-up steps of the cosine pre-training schedule", minimum=0)
     pretrain_grad_clip: float | None = setting(help="gradient-norm clip during pre-training", above=0)
     pretrain_backbone_mode: str = setting("frozen", "the encoder during pre-training: frozen, or its last stage "
@@ -73,7 +77,7 @@ class TrainConfig:
                                             "starts from scratch; G starts pre-trained)", minimum=0)
     weight_decay: float = setting(0.0, "Adam's weight decay", minimum=0)
     scheduler: str = setting("cosine", "learning rate of the weak phase: cosine decay or constant",
-                             choices=("cosine", "constant"))
+                             choices=SCHEDULES)
     grad_clip: float = setting(10.0, "gradient-norm clip of the weak phase (against spikes only: a tight clip "
                                      "lets the consistency terms' large gradients scale the matching gradient away)",
                                above=0)
@@ -87,7 +91,7 @@ class TrainConfig:
     num_workers: int | None = setting(help="data-loading processes", minimum=0)
     tuple_size: int | None = setting(help="images per weak tuple (default: triplets when the transitivity loss is "
                                           "on, else pairs)", choices=(2, 3))
-    augment: bool = setting(False, "random crops/flips as in the reference training")
+    augment: bool = setting(False, "random crops/flips as in the official training script")
     loss: LossConfig = field(default_factory=LossConfig)
     # the co-localisation prior behind L_prior (used when its weight is > 0; see macos_lite.pseudo_masks)
     prior_size: int | None = setting(help="image size of the co-localisation prior")
@@ -104,7 +108,7 @@ class TrainConfig:
                                           "many (an even spread) of a real set", minimum=1)
     val_fraction: float = setting(0.3, "share of each category's images held out of training to validate on "
                                        "(PF-WILLOW; 0: no validation)", minimum=0, below=1)
-    early_stop_drop: float | None = setting(help="stop when val PCK < best - this (reference: 0.05)", minimum=0)
+    early_stop_drop: float | None = setting(help="stop when val PCK < best - this (the official script: 0.05)", minimum=0)
     log_every: int = setting(10, "log the losses every N steps", minimum=1)
     checkpoint_every: int = setting(0, "also save last.pt every N steps (0: at the end of epochs only)", minimum=0)
     max_steps: int | None = setting(help="stop after this global step (resume later with --resume)", minimum=0)
@@ -157,17 +161,26 @@ def check_bounds(values: dict) -> None:
                              f"got {value}")
 
 
-def reference_recipe() -> dict:
-    """TrainConfig overrides reproducing the official training script (docs/differences.md D16) with our fixed
-    losses: ``training_recipe("reference")`` of :mod:`macos_lite.presets`.
+RECIPE_CHOICES = (*RECIPES, "official")
+"""The values of ``macos-lite train --recipe``: the recipes of weights of eq 12 (:data:`macos_lite.losses.RECIPES`),
+and ``official``, the ``paper`` weights with the official script's settings (:func:`official_recipe`)."""
+
+
+def official_recipe() -> dict:
+    """A copy of the TrainConfig overrides reproducing the official training script (docs/differences.md D16),
+    :data:`macos_lite.presets.OFFICIAL`; trained with the ``paper`` weights of eq 12.
 
     PF-PASCAL training pairs (with their flip flags and random crops), ResNet-101 at 240 px with frozen BN
     statistics, Adam at lr 5e-8 without weight decay, batch 4, 60 epochs, seed 1, validation PCK on
     PF-PASCAL val after every epoch and early stopping when it falls 0.05 below the best. The official run
     starts from the WeakAlign checkpoint (``init_weights``); from ImageNet weights that learning rate is
     far too small to learn anything, so use the ``full`` preset instead.
+
+    Example:
+        >>> official_recipe()["lr"]
+        5e-08
     """
-    return training_recipe("reference")
+    return dict(OFFICIAL)
 
 
 TABLE_SETTINGS = ("image_size", "backbone", "backbone_mode", "feature_stride", "batch_size", "pretrain_steps",

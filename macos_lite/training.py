@@ -25,6 +25,8 @@ checkpoint holds the model, optimiser, scheduler, RNG states and counters, so ``
 continues exactly where a run stopped (bit-identical on CPU). Multi-GPU/multi-node: launch the same
 command with ``torchrun``; each process takes its share of every global batch
 (DistributedDataParallel, gloo on CPU, nccl on CUDA).
+
+Taught in notebook 08 (training).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from torch.utils.data import DataLoader
 
 from .backbones import build_perceptual
 from .cli_common import NoSpaceError, atomic_write, unwrapped_batches, writable_folder
-from .checkpoints import load_checkpoint, load_reference_weights, load_weights, model_checkpoint, save_checkpoint
+from .checkpoints import load_checkpoint, load_published_weights, load_weights, model_checkpoint, save_checkpoint
 from .device import resolve_device
 from .evaluation import ModelMethod, evaluate_matching, pair_mask_jaccards
 from .losses import LossConfig, MaCoSLoss
@@ -240,18 +242,13 @@ class Trainer:
                              "--overwrite")
 
     def _lr_factor(self, step: int) -> float:
-        """Learning rate of step ``step`` over ``lr``. Pre-training: ``pretrain_lr`` constant, or (``"cosine"``)
-        ``pretrain_lr * (step + 1) / (warmup + 1)`` during the warm-up, then
-        ``pretrain_lr * (1 + cos(pi t)) / 2`` with t from 0 (end of warm-up) to 1 (end of pre-training).
-        Weak phase: ``lr``, constant or cosine-decayed over the weak steps."""
+        """Learning rate of step ``step`` over ``lr``: :func:`macos_lite.pretrain.lr_schedule` of each phase
+        (``pretrain_lr`` with ``pretrain_schedule`` and its warm-up, then ``lr`` with ``scheduler``)."""
         cfg = self.cfg
-        if step < cfg.pretrain_steps:  # pretrain.lr_schedule
+        if step < cfg.pretrain_steps:
             return cfg.pretrain_lr / cfg.lr * lr_schedule(step, cfg.pretrain_steps, cfg.pretrain_schedule,
                                                           cfg.pretrain_warmup)
-        if cfg.scheduler == "constant":
-            return 1.0
-        t = (step - cfg.pretrain_steps) / max(1, self.total_steps - cfg.pretrain_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+        return lr_schedule(step - cfg.pretrain_steps, self.total_steps - cfg.pretrain_steps, cfg.scheduler)
 
     def _load_init(self, path: str) -> None:
         state = load_checkpoint(path)
@@ -267,7 +264,7 @@ class Trainer:
                                  + f"; pass {fix} (or another preset)")
             load_weights(self.model, state["model"], path)
         else:
-            load_reference_weights(self.model, state)
+            load_published_weights(self.model, state)
 
     def _build_pseudo_masks(self):
         """The co-localisation prior of the training set (no labels) as the first pseudo-masks; D's last bias
@@ -583,7 +580,7 @@ class Trainer:
         self._keep_if_best(record)
         drop = self.cfg.early_stop_drop
         if drop is not None and not math.isnan(score) and score < self.best - drop:
-            self.stopped_early = True  # the reference's rule: stop when val PCK falls below best - drop
+            self.stopped_early = True  # the official script's rule: stop when val PCK falls below best - drop
             self._log({"step": self.step, "phase": "early_stop", "epoch": epoch, "best": self.best})
             self.save()
 

@@ -5,9 +5,9 @@ import dataclasses
 
 import pytest
 
-from macos_lite import cli, train_cli
-from macos_lite.presets import PRESETS, get_preset, training_recipe
-from macos_lite.train_config import TrainConfig, recipe_table
+from macos_lite import train_cli
+from macos_lite.presets import PRESETS, get_preset
+from macos_lite.train_config import TrainConfig, official_recipe, recipe_table
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,7 +41,11 @@ def test_help_shows_the_declared_defaults():
     options = _options(_parser())
     assert "default: 3" in options["--prior-rounds"].help
     assert "smoke 96, demo 128, full 240" in options["--image-size"].help
-    assert options["--epochs"].type is cli.non_negative_int
+    epochs = options["--epochs"].type  # TrainConfig.epochs declares minimum=0
+    assert (epochs("0"), epochs("7")) == (0, 7)
+    for bad in ("-1", "nan", "1.5"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            epochs(bad)
     assert options["--feature-stride"].choices == (16, 8) and options["--feature-stride"].type is int
 
 
@@ -55,10 +59,10 @@ def test_flags_reach_the_config():
     assert cfg.pretrain_images == "a+b"
 
 
-def test_reference_recipe_then_explicit_options(capsys):
-    cfg = train_cli.config_from_args(_parser().parse_args(["--recipe", "reference", "--lr", "1e-3"]))
+def test_official_recipe_then_explicit_options(capsys):
+    cfg = train_cli.config_from_args(_parser().parse_args(["--recipe", "official", "--lr", "1e-3"]))
     assert "warning" in capsys.readouterr().out
-    expected = dict(training_recipe("reference"), lr=1e-3)
+    expected = dict(official_recipe(), lr=1e-3)
     assert {k: getattr(cfg, k) for k in expected} == expected
 
 
@@ -81,11 +85,9 @@ def test_preset_settings_are_config_fields_and_read_as_attributes():
 
 
 def test_recipe_table_renders_resolved_values():
-    table = recipe_table({"a": TrainConfig(preset="smoke", out="-"), "b": TrainConfig(**training_recipe("reference"))},
+    table = recipe_table({"a": TrainConfig(preset="smoke", out="-"), "b": TrainConfig(**official_recipe())},
                          ("image_size", "lr"))
     assert "| `image_size` | 96 | 240 |" in table and "| `lr` | 0.0001 | 5e-08 |" in table
-    with pytest.raises(ValueError, match="unknown training recipe"):
-        training_recipe("fastest")
 
 
 @pytest.mark.parametrize("setting, value, words", [
@@ -104,3 +106,12 @@ def test_a_config_built_in_python_keeps_the_flags_bounds(setting, value, words):
 def test_bounds_accept_the_edges_they_include():
     cfg = TrainConfig(preset="smoke", out="unused", val_fraction=0.0, prior_momentum=1.0, epochs=0).resolved()
     assert (cfg.val_fraction, cfg.prior_momentum, cfg.epochs) == (0.0, 1.0, 0)
+
+
+def test_the_notebooks_budgets_are_declared_for_every_preset_and_grow_with_it():
+    keys = set(PRESETS["smoke"].budgets)
+    assert {"matching_steps", "cycle_steps", "decoder_steps", "objective_schedule", "sweep"} <= keys
+    for name in ("matching_steps", "cycle_steps", "decoder_steps", "decoder_set_size"):
+        assert PRESETS["smoke"].budgets[name] <= PRESETS["demo"].budgets[name] <= PRESETS["full"].budgets[name]
+    assert all(set(p.budgets) == keys for p in PRESETS.values())
+    assert get_preset("demo", image_size=48).budgets == PRESETS["demo"].budgets  # overrides keep the budgets

@@ -1,11 +1,10 @@
-"""The one dataset locator (macos_lite.data.locate) and the old names that forward to it."""
+"""The one dataset locator (macos_lite.data.locate): the search order and the one not-found error."""
 
 import pytest
 
 from macos_lite import paths
 from macos_lite.data import locate
-from macos_lite.data.imageio import DataNotFoundError, find_dataset_dir
-from macos_lite.data.registry import dataset_root
+from macos_lite.data.imageio import DataNotFoundError
 
 
 @pytest.fixture
@@ -26,13 +25,11 @@ def test_root_then_development_layout_then_downloads(tmp_path, no_env):
     (tmp_path / "downloads" / "spair").mkdir(parents=True)
     (tmp_path / "downloads" / "spair" / "z").write_text("")
     assert locate.find_dataset("spair") == tmp_path / "downloads" / "spair"
-    assert paths.find_dataset("tss", tmp_path) == locate.find_dataset("tss", tmp_path)
 
 
 def test_a_given_root_is_the_dataset_folder(tmp_path, no_env):
     assert locate.dataset_root("pf-willow", tmp_path / "mine") == tmp_path / "mine"
     assert locate.dataset_root("pf-willow") == tmp_path / "downloads" / "pf-willow"
-    assert dataset_root is locate.dataset_root
 
 
 def test_one_not_found_error_names_the_folder_and_the_fix(tmp_path):
@@ -40,5 +37,3 @@ def test_one_not_found_error_names_the_folder_and_the_fix(tmp_path):
     assert locate.dataset_folder(tmp_path, ["missing", "inner"], "tss") == tmp_path / "inner"
     with pytest.raises(DataNotFoundError, match=r"missing.*macos-lite download tss"):
         locate.dataset_folder(tmp_path, ["missing"], "tss")
-    with pytest.raises(DataNotFoundError):
-        find_dataset_dir(tmp_path, ["missing"], "tss")

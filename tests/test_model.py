@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from macos_lite import geometry as G
 from macos_lite.backbones import build_encoder, build_perceptual, l2_normalize
-from macos_lite.checkpoints import load_checkpoint, load_reference_weights, save_checkpoint
+from macos_lite.checkpoints import load_checkpoint, load_published_weights, save_checkpoint
 from macos_lite.model import MaCoSNet
 
 
@@ -141,8 +141,8 @@ def test_wrong_input_size_is_explained(lite128):
         lite128(torch.rand(1, 1, 3, 128, 128))
 
 
-def reference_head(out_dim):
-    """The published regression head, written independently in the reference layout."""
+def published_head(out_dim):
+    """The published regression head, written independently in the official code's layout."""
     class Head(nn.Module):
         def __init__(self):
             super().__init__()
@@ -155,12 +155,12 @@ def reference_head(out_dim):
     return Head()
 
 
-def test_reference_weights_load_and_give_the_same_outputs(tmp_path):
+def test_published_weights_load_and_give_the_same_outputs(tmp_path):
     import torchvision
 
     trunk = torchvision.models.resnet101(weights=None)
     ref_trunk = nn.Sequential(trunk.conv1, trunk.bn1, trunk.relu, trunk.maxpool, trunk.layer1, trunk.layer2, trunk.layer3)
-    aff, tps = reference_head(6), reference_head(18)
+    aff, tps = published_head(6), published_head(18)
     for head in (aff, tps):
         for m in head.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -172,7 +172,7 @@ def test_reference_weights_load_and_give_the_same_outputs(tmp_path):
     path = save_checkpoint(tmp_path / "weakalign.pth.tar", {"state_dict": state})
 
     model = MaCoSNet("resnet101", image_size=240, pretrained=False)
-    loaded = load_reference_weights(model, path)
+    loaded = load_published_weights(model, path)
     assert any(k.startswith("encoder.layer3") for k in loaded)
     model.eval(), aff.eval(), tps.eval(), ref_trunk.eval()
     corr = torch.rand(2, 225, 15, 15)
@@ -184,11 +184,11 @@ def test_reference_weights_load_and_give_the_same_outputs(tmp_path):
         assert torch.allclose(model.encoder(x)[3], ref, atol=1e-4)
 
 
-def test_reference_weights_shape_mismatch_is_explained():
+def test_published_weights_shape_mismatch_is_explained():
     model = MaCoSNet("lite", image_size=128, pretrained=False)
-    state = {f"FeatureRegression.{k}": v for k, v in reference_head(6).state_dict().items()}
+    state = {f"FeatureRegression.{k}": v for k, v in published_head(6).state_dict().items()}
     with pytest.raises(ValueError, match="resnet101"):
-        load_reference_weights(model, state)
+        load_published_weights(model, state)
 
 
 def test_checkpoint_save_is_atomic_and_load_names_the_file(tmp_path):

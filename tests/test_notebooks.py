@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from macos_lite.course import CHECKED_TAG, course_notebooks, execute
+from macos_lite.course_runner import CHECKED_TAG, course_notebooks, execute
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = course_notebooks(ROOT / "notebooks")

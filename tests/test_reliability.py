@@ -340,7 +340,7 @@ def test_kernel_death_names_the_cell(tmp_path, monkeypatch):
     """Case course-kernel-death: it said "before any cell ran" although cells had run."""
     import nbformat
 
-    from macos_lite.course import run_course
+    from macos_lite.course_runner import run_course
 
     folder = tmp_path / "nb"
     folder.mkdir()

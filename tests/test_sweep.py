@@ -3,13 +3,13 @@
 import math
 import statistics
 
+import numpy as np
 import pytest
 
 from macos_lite import sweep
 from macos_lite.data.registry import get_pairs
-from macos_lite.evaluation import ModelMethod, evaluate_matching, pair_mask_jaccards
+from macos_lite.evaluation import IdentityMethod, ModelMethod, evaluate_matching
 from macos_lite.losses import LossConfig
-from macos_lite.metrics import nanmean
 from macos_lite.presets import get_preset
 from macos_lite.training import NonFiniteLossError, Trainer
 from training_configs import tiny
@@ -35,7 +35,17 @@ def test_score_agrees_with_the_evaluation_protocol(start):
     scores = sweep.score(trainer.model, pairs, batch_size=2)
     method = ModelMethod(trainer.model)
     assert scores["pck"] == pytest.approx(evaluate_matching(method, pairs, normalizers=("image",)).pck("image", 0.1))
-    assert scores["jaccard"] == pytest.approx(nanmean(pair_mask_jaccards(method, pairs, 2)))
+
+
+def test_score_of_all_foreground_masks_is_the_foreground_share(start, monkeypatch):
+    """All-foreground masks: J of an image is its share of foreground pixels, counted here with numpy."""
+    _, _, pairs = start
+    monkeypatch.setattr(sweep, "ModelMethod", lambda model: IdentityMethod())  # identity theta, all-foreground
+    shares = [float(np.asarray(pairs[i][key]).mean()) for i in range(len(pairs)) for key in ("mask_A", "mask_B")]
+    shares = [x for x in shares if x > 0]
+    scores = sweep.score(None, pairs, batch_size=2)
+    assert scores["jaccard"] == pytest.approx(np.mean(shares))
+    assert scores["jaccard_se"] == pytest.approx(statistics.stdev(shares) / math.sqrt(len(shares)))
 
 
 def test_runner_trains_once_then_reads_its_cache(start, tmp_path, monkeypatch):

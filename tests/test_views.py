@@ -7,7 +7,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from macos_lite.data.imageio import DataError
-from macos_lite.data.registry import PairDataset, PairRecord, SyntheticPairs, get_pairs
+from macos_lite.data.items import PairDataset, PairRecord
+from macos_lite.data.registry import SyntheticPairs, get_pairs
 from macos_lite.data.views import PairList, WeakTuples, random_crop_box
 
 TRAIN_KEYS = {"images", "category", "indices"}

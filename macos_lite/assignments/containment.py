@@ -22,6 +22,8 @@ What this is not: a security sandbox. Code running in C (a C extension writing a
 other interpreter internals, reads of any file the grading account can read, and memory or disk use
 inside the folder are not stopped; the timeout and the process-tree kill bound only time. Grade
 untrusted code as an unprivileged user, inside a container or VM.
+
+Used when the course's exercises (notebooks 01-07) are graded.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Benchmark images are JPEG/PNG files of varied sizes; decoding and resizing them 
 starve a GPU. :class:`CachedImages` decodes each image of an image dataset once (in the main process,
 before DataLoader workers fork and share the memory), keeps it as ``uint8`` at the training size
 (240 x 240 x 3 = 173 kB per image) and serves image items without touching the disk again.
+
+Used by notebook 08 (training).
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ user writes in the dataset folder is enforced the same way. A file whose hash do
 aside, never deleted. A file placed in the folder by hand is verified and extracted like a downloaded one,
 without network. Datasets without an official URL (``"manual"`` in the manifest, e.g. ``weizmann-horse``)
 are placed by hand; ``macos-lite download NAME`` says how and checks the result.
+
+Taught in notebook 00 (setup and data).
 """
 
 from __future__ import annotations

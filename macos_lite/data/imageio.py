@@ -8,7 +8,7 @@ Everything comes back in the package's conventions:
 * flows: float32 tensors ``(H, W, 2)`` holding ``(u, v)`` pixel displacements.
 
 Pixels are stored as the file stores them: EXIF orientation tags are ignored, as by MATLAB's ``imread``
-and the reference code, because the benchmarks' annotations refer to the stored pixel grid.
+and the official code, because the benchmarks' annotations refer to the stored pixel grid.
 
 Errors name the file and the fix:
 
@@ -16,6 +16,8 @@ Errors name the file and the fix:
   check the path, or fetch the dataset with ``macos-lite download NAME``;
 * :class:`DataError` (a ``ValueError``): the file exists but is corrupt or malformed -- which file, which
   field, and that the dataset should be downloaded again.
+
+Taught in notebook 00 (setup and data).
 """
 
 from __future__ import annotations
@@ -83,13 +85,6 @@ def _require_file(path, dataset: str | None) -> Path:
 
 def _corrupt(path, what: str, dataset: str | None) -> DataError:
     return DataError(f"{path}: {what}. The file looks corrupt or truncated: {download_hint(dataset)} again.")
-
-
-def find_dataset_dir(root, candidates: list[str], dataset: str) -> Path:
-    """Deprecated name of :func:`macos_lite.data.locate.dataset_folder`."""
-    from .locate import dataset_folder
-
-    return dataset_folder(root, candidates, dataset)
 
 
 # ---------------------------------------------------------------------------------------------------------

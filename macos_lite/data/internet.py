@@ -12,13 +12,15 @@ empty. They are kept (``noise_images()`` lists them): precision P counts them, a
 skips them, so the evaluator must state its choice.
 
 Image items: see :mod:`.registry`; ``mask`` is always present, ``category`` is airplane, car or horse.
+
+Used by notebook 09 (evaluation).
 """
 
 from __future__ import annotations
 
 from macos_lite.data.imageio import load_mask, not_found
 from macos_lite.data.locate import dataset_folder, dataset_root
-from macos_lite.data.registry import ImageDataset, ImageRecord
+from macos_lite.data.items import ImageDataset, ImageRecord
 
 NAME = "internet"
 SUBSETS = ("Airplane100", "Car100", "Horse100")

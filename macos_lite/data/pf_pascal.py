@@ -27,6 +27,8 @@ annotated object boxes (``bbox_source = "object"``).
 
 The train list's ``flip`` flag mirrors both images of the pair (``flip_mode = "both"``); half of the
 training rows are such mirrored copies. Items: see :mod:`.registry`.
+
+Used by notebook 09 (evaluation).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from macos_lite.data.imageio import (
     read_csv,
 )
 from macos_lite.data.locate import dataset_folder, dataset_root
-from macos_lite.data.registry import ImageDataset, ImageRecord, PairDataset, PairRecord
+from macos_lite.data.items import ImageDataset, ImageRecord, PairDataset, PairRecord
 
 NAME = "pf-pascal"
 CLASSES = (

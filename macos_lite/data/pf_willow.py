@@ -18,6 +18,8 @@ sub-class. Pairs (A = source, B = target):
 
 There are no object boxes: ``bbox_source = "keypoints"`` (the PF protocol's PCK normaliser is the longer
 side of this box in A). Items: see :mod:`.registry` (pair items and image items, no masks).
+
+Taught in notebook 00 (setup and data); evaluated in notebook 09.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from macos_lite.data.imageio import (
     read_csv,
 )
 from macos_lite.data.locate import dataset_folder, dataset_root
-from macos_lite.data.registry import ImageDataset, ImageRecord, PairDataset, PairRecord
+from macos_lite.data.items import ImageDataset, ImageRecord, PairDataset, PairRecord
 
 NAME = "pf-willow"
 CLASSES = (

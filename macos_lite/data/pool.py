@@ -9,13 +9,15 @@ images a model is evaluated on.
 
 * ``None``: the default -- the training set's own images, plus, for a real training set, the real
   photographs of :data:`EXTRA_POOL` that are available (found like any dataset with
-  :func:`macos_lite.paths.find_dataset`: under the data root, ``$MACOS_LITE_SHARED_DATA``,
+  :func:`macos_lite.data.locate.find_dataset`: under the data root, ``$MACOS_LITE_SHARED_DATA``,
   ``$MACOS_LITE_DATA``). Benchmarks that are evaluated on (PF-WILLOW, PF-PASCAL, SPair-71k, TSS) are
   never added by default: their other images may be the evaluation pairs;
 * a folder: every ``.jpg``/``.jpeg``/``.png`` file under it (recursively, sorted), one category;
 * dataset names joined by '+', e.g. ``pf-willow+weizmann-horse+tss``: a name that is part of the training
   set stands for its training images (without held-out validation images), any other for that whole
-  dataset, found with :func:`~macos_lite.paths.find_dataset`.
+  dataset, found with :func:`~macos_lite.data.locate.find_dataset`.
+
+Taught in notebook 08 (training).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from pathlib import Path
 
 from macos_lite import paths
 from macos_lite.data.imageio import not_found
-from macos_lite.data.registry import NAMES, ImageDataset, ImageRecord
+from macos_lite.data.locate import find_dataset
+from macos_lite.data.items import ImageDataset, ImageRecord
+from macos_lite.data.registry import NAMES
 
 EXTRA_POOL = ("weizmann-horse",)  # real photographs used by default; co-segmentation only, no keypoint benchmark
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -57,7 +61,7 @@ def pool_sources(spec: str | None, training_names: list[str], data_root=None) ->
         if any(n != "synthetic" for n in training_names):
             for extra in EXTRA_POOL:
                 if extra not in training_names:
-                    root = paths.find_dataset(extra, data_root)
+                    root = find_dataset(extra, data_root)
                     if root is not None:
                         out.append((extra, root))
         return out
@@ -71,7 +75,7 @@ def pool_sources(spec: str | None, training_names: list[str], data_root=None) ->
             raise ValueError(f"pre-training images {spec!r}: {name!r} is neither a folder nor a real dataset name "
                              f"({', '.join(n for n in NAMES if n != 'synthetic')})")
         else:
-            root = paths.find_dataset(name, data_root)
+            root = find_dataset(name, data_root)
             if root is None:
                 raise not_found(f"pre-training images: dataset {name} not found under {data_root} or "
                                 f"${paths.SHARED_DATA_ENV} / ${paths.DATA_ENV}", name)

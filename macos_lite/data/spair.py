@@ -16,6 +16,8 @@ Pairs are listed from the layout file (no JSON is opened until an item is read);
 already says the images and the category. A = source image (``src``), B = target (``trg``). The standard
 PCK normaliser is the longer side of B's object box (``bbox_source = "object"``). The variation flags of
 pair i are ``dataset.flags(i)``. Items: see :mod:`.registry`.
+
+Used by notebook 09 (evaluation).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 
 from macos_lite.data.imageio import DataError, not_found, read_text
 from macos_lite.data.locate import dataset_folder, dataset_root
-from macos_lite.data.registry import ImageDataset, ImageRecord, PairDataset, PairRecord
+from macos_lite.data.items import ImageDataset, ImageRecord, PairDataset, PairRecord
 
 NAME = "spair"
 CLASSES = (

@@ -7,6 +7,8 @@ image with any training tuple, so the validation PCK measures matching on unseen
 
 The choice depends only on the image names and ``seed`` (default 0, independent of the training seed), so
 runs with different training seeds validate on the same pairs.
+
+Taught in notebook 08 (training).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 def holdout_names(images, fraction: float = 0.3, min_images: int = 2, seed: int = 0) -> set[str]:
     """Names of the images to hold out: ``max(min_images, round(fraction * n))`` of each category's n images.
 
-    images: an image dataset with ``records`` (:class:`~macos_lite.data.registry.ImageRecord`: ``name`` and
+    images: an image dataset with ``records`` (:class:`~macos_lite.data.items.ImageRecord`: ``name`` and
     ``category``). Categories with fewer than ``2 * min_images`` images are kept whole for training (they
     could not give both training tuples and a validation pair). Raises ValueError for a fraction outside
     ``[0, 1)``.

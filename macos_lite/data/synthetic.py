@@ -24,6 +24,8 @@ So between two instances the keypoints move by an affine map (the two poses) plu
 non-affine residual (proportions, deformation): an affine/TPS model can align them, the identity
 cannot. Image ``i`` is drawn from a random stream seeded by ``(seed, split, i)`` alone, so it never
 depends on which other images were rendered, and the same seed gives the same scene at any size.
+
+Taught in notebook 00 (setup and data).
 """
 
 from __future__ import annotations

@@ -35,13 +35,15 @@ images. Evidence on the kit's sample pair ``PASCAL/bike_01_03`` (flip = 1): a le
 compares estimated and GT flows directly and uses the flag only to report a "w/o flip" average.
 
 What evaluation must do with the flag: the items hold the unmirrored images. A method may mirror A
-horizontally before matching (the reference does when flip = 1, so that both objects face the same way);
+horizontally before matching (the official code does when flip = 1, so that both objects face the same way);
 it must then map its source x-coordinates back to the original A, ``x_A = (W_A - 1) - x_mirrored``
 (0-based), before forming ``u = x_A - x_B``; the flow is always scored against ``flow_gt`` in the original
 frames. Report the mean over all directed items and, like the kit, the mean over the ``flip == 0`` items.
 
 Images: :class:`TSSImages` lists image1 and image2 of every folder with their masks (co-segmentation),
 category as above, plus ``subset``.
+
+Used by notebook 09 (evaluation).
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ from macos_lite.data.imageio import (
     read_text,
 )
 from macos_lite.data.locate import dataset_folder, dataset_root
-from macos_lite.data.registry import (
+from macos_lite.data.items import (
     ImageDataset,
     ImageRecord,
     PairDataset,

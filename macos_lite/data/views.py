@@ -18,11 +18,13 @@ from a global generator, so an item is the same whatever the access order and th
 workers. Call ``set_epoch(e)`` before each epoch to get new draws. (With ``persistent_workers=True`` the
 workers keep the copy they started with: call ``set_epoch`` before creating the DataLoader iterator.)
 
-Augmentation (``augment=True``, as in the reference training, docs/differences.md D16): every image is
+Augmentation (``augment=True``, as in the official training script, docs/differences.md D16): every image is
 cropped at random by :func:`random_crop_box` -- the top edge in ``[0, h/4)``, the bottom edge in ``[3h/4, h)``, the same for
-the width -- and resized back. The reference then mirrors both images of a pair when the pair list's flip
+the width -- and resized back. The official script then mirrors both images of a pair when the pair list's flip
 flag is 1; :class:`PairList` applies the list's flags (``use_flip``), :class:`WeakTuples`, which has no list,
 mirrors all images of a tuple together with probability 1/2.
+
+Taught in notebook 07 (the full objective) and notebook 08 (training).
 """
 
 from __future__ import annotations
@@ -34,12 +36,12 @@ import torch
 from torch.utils.data import Dataset
 
 from macos_lite.data.imageio import DataError
-from macos_lite.data.registry import square_size
+from macos_lite.data.items import square_size
 from macos_lite.geometry import resize
 
 
 def random_crop_box(height: int, width: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
-    """Random crop ``(top, bottom, left, right)`` with exclusive ends, the reference's rule:
+    """Random crop ``(top, bottom, left, right)`` with exclusive ends, the official script's rule:
     ``top`` in ``[0, ceil(h/4))``, ``bottom`` in ``[ceil(3h/4), h)``, and the same for left and right."""
 
     def edges(n: int) -> tuple[int, int]:

@@ -10,13 +10,15 @@ the aspect ratio: the RGB image is resized to the mask's size, which is the item
 resolution at which co-segmentation is scored. One category, ``horse``.
 
 Image items: see :mod:`.registry`; ``mask`` is always present.
+
+Used by notebook 09 (evaluation).
 """
 
 from __future__ import annotations
 
 from macos_lite.data.imageio import DataError, load_mask, not_found
 from macos_lite.data.locate import dataset_folder, dataset_root
-from macos_lite.data.registry import ImageDataset, ImageRecord, make_image_item
+from macos_lite.data.items import ImageDataset, ImageRecord, make_image_item
 from macos_lite.geometry import resize
 
 NAME = "weizmann-horse"

@@ -14,6 +14,8 @@
   data it loads or data already loaded, as a JSON summary (:func:`to_json`, :func:`write_json`).
 
 The ``macos-lite evaluate`` command is :mod:`macos_lite.evaluate_cli`.
+
+Taught in notebook 09 (evaluation).
 """
 
 from .common import EvaluationError

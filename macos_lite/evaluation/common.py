@@ -1,4 +1,7 @@
-"""Plumbing shared by the protocols: the error that names the failing pair, batching, progress."""
+"""Plumbing shared by the protocols: the error that names the failing pair, batching, progress.
+
+Taught in notebook 09 (evaluation).
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ Predicted probabilities are resized bilinearly to the ground truth's size and th
 P = pixel accuracy, J = foreground IoU; mean over images per class (TSS: per subset), then over classes.
 Images without foreground (the Internet set's "noise" images) count in P and are skipped in J by default
 (``empty_gt="skip"``).
+
+Taught in notebook 09 (evaluation).
 """
 
 from __future__ import annotations

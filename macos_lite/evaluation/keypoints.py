@@ -7,6 +7,8 @@ image the comparison happens in (A for B_to_A, B for A_to_B), see :mod:`macos_li
 over pairs of each pair's fraction of correct keypoints; per class the same over the class's pairs. (dhpf
 scores SPair-71k after resizing both images to 240 x 240, box included; for non-square images the
 anisotropic resize weighs x and y errors differently, so its numbers can differ slightly from ours.)
+
+Taught in notebook 09 (evaluation); notebook 01 computes PCK by hand.
 """
 
 from __future__ import annotations

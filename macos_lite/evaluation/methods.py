@@ -8,6 +8,8 @@ A method is an object with a ``name``, a transform ``kind`` (``"affine"`` or ``"
 
 :class:`IdentityMethod` is the trivial reference point (no motion, every pixel foreground);
 :class:`ModelMethod` wraps a MaCoSNet; :func:`method_from_checkpoint` loads one from a checkpoint.
+
+Taught in notebook 09 (evaluation).
 """
 
 from __future__ import annotations

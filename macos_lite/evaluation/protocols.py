@@ -1,4 +1,7 @@
-"""The default protocol of every benchmark and the sentences that say how a number was computed."""
+"""The default protocol of every benchmark and the sentences that say how a number was computed.
+
+Taught in notebook 09 (evaluation).
+"""
 
 from __future__ import annotations
 

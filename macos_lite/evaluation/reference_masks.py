@@ -9,6 +9,8 @@
   the pair (``masks``).
 
 Neither method estimates a transformation: ``transforms`` is the identity (``kind = "affine"``).
+
+Taught in notebook 09 (evaluation).
 """
 
 from __future__ import annotations

@@ -1,9 +1,14 @@
-"""Run a benchmark's protocol and summarise it as JSON (:func:`evaluate_dataset`, :func:`write_json`)."""
+"""Run a benchmark's protocol and summarise it as JSON (:func:`evaluate_dataset`, :func:`write_json`).
+
+Taught in notebook 09 (evaluation).
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,6 +18,7 @@ from torch.utils.data import Dataset, Subset
 
 from .. import paper
 from ..data.registry import NAMES, get_images, get_pairs
+from ..strict_json import dumps
 from .common import _first
 from .cosegmentation import evaluate_cosegmentation
 from .keypoints import evaluate_matching
@@ -142,16 +148,7 @@ def evenly_spread(dataset, n: int | None):
 
 def to_json(summary: dict) -> str:
     """The summary as strict JSON (NaN, e.g. a class without valid keypoints, becomes null)."""
-    def clean(x):
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {str(k): clean(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [clean(v) for v in x]
-        return x
-
-    return json.dumps(clean(summary), indent=2, allow_nan=False)
+    return dumps(summary)
 
 
 def write_json(summary: dict, path, overwrite: bool = True) -> Path:

@@ -1,10 +1,12 @@
 """TSS: dense flow PCK and co-segmentation in one pass.
 
-For a pair with the flip flag, A is mirrored before the method sees it, as in the reference; the flow is
+For a pair with the flip flag, A is mirrored before the method sees it, as in the official code; the flow is
 computed on B's grid at B's original size and its source x-coordinates are mapped back into the
 unmirrored A (the ground truth relates unmirrored images, see :mod:`macos_lite.data.tss`). Score: the
 kit's accuracy at 0.05 x max side of A; mean over directed pairs per subset, and the unweighted mean of
 the subset means ("avg", as the slides); the same without the flipped pairs.
+
+Taught in notebook 09 (evaluation).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def tss_flow(theta: torch.Tensor, kind: str, size_A, size_B, mirrored: bool = Fa
     ``(H, W)``. Defined on B's grid at B's original size: ``flow[y, x] = (x_A - x, y_A - y)`` in pixels.
     ``mirrored``: the method saw A mirrored horizontally, so its x-coordinates are those of the mirror
     image and are mapped back, ``x_A = (W_A - 1) - x_mirrored``. Pixels sent outside A get 1e10 (as the
-    reference's flow writer; the kit counts them as wrong).
+    official code's flow writer; the kit counts them as wrong).
     """
     (h_a, w_a), (h_b, w_b) = (tuple(int(s) for s in size_A), tuple(int(s) for s in size_B))
     flow = G.flow_field(theta.double(), kind, (h_b, w_b), (h_a, w_a))[0]
@@ -192,7 +194,7 @@ def evaluate_tss(method, dataset, alpha: float = 0.05, masks: bool = True, mirro
                  progress: bool = False, flow_overwrite: bool = False) -> TSSResult:
     """Flow PCK and co-segmentation P/J on TSS directed items (see :mod:`macos_lite.data.tss`).
 
-    mirror_flipped: mirror A before the method when the item's flip flag is 1 (the reference protocol)
+    mirror_flipped: mirror A before the method when the item's flip flag is 1 (the official protocol)
     and map the result back (:func:`tss_flow`); False gives the method the images as they are.
     flow_out: also write every flow to ``<flow_out>/<pair_name>/flow<flow_dir>.flo``, the layout the
     official evaluation kit reads (:func:`check_flow_out` first: never inside the dataset, never over a

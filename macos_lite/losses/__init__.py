@@ -1,4 +1,7 @@
-"""The five losses of MaCoSNet (eqs 1-12), one module each, the co-localisation prior loss, and the objective."""
+"""The five losses of MaCoSNet (eqs 1-12), one module each, the co-localisation prior loss, and the objective.
+
+Taught in notebooks 04-07.
+"""
 
 from .consistency import consistency_points, cycle_error, cycle_loss, transitivity_error, transitivity_loss
 from .contrastive import contrastive_loss, contrastive_terms, object_background

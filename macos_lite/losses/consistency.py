@@ -8,6 +8,8 @@ Directions: ``T_st`` maps t's points into s. The forward-backward chain for a po
 ``T_ts(T_st(q)) = q``. For a triplet (X, Y, Z) the transitivity chain for a point of Y is
 ``T_YZ(T_ZX(T_XY(q))) = q`` (Y -> X -> Z -> Y); a perfectly consistent triplet gives exactly zero
 (the official chain was reversed and covered only a 100-pixel corner, docs/differences.md D2).
+
+Taught in notebook 05 (cycle and transitivity).
 """
 
 from __future__ import annotations

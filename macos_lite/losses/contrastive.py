@@ -10,6 +10,8 @@ embeds the four images of a pair; with c the feature dimension:
   crashed on ``torch.max(0, x)``, docs/differences.md D5).
 
 Gradients reach the masks (hence the decoder) through the images; F itself never changes.
+
+Taught in notebook 06 (decoder and contrastive loss).
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ signal from matching; unnormalised, eq 3 would simply push every mask value up.
 
 The official code weights by the best correlation of each cell (``max_p S(p, q)``); that proxy is
 ``weighting="corr_max"`` (per sample, without the official batch-mixing broadcast, docs/differences.md D1).
+
+Taught in notebook 04 (matching loss).
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ Two recipes of weights (:data:`RECIPES`):
   trivial minimisers (the empty or a constant mask) and, with a Lite0 perceptual network, the decoder does
   not learn object masks from them (notebooks 06-07 show why);
 * ``"ours"`` (the default) -- eq 12 plus ``L_prior`` (:mod:`.prior`): the decoder learns from pseudo-masks of
-  a training-free co-localisation of the training set, task consistency on top at a small weight (0.1: at 0.5
-  it cost J in short runs), the contrastive term at 0 (it prefers the empty mask here; still computed when its
+  a training-free co-localisation of the training set, task consistency on top at a small weight (0.1: a larger one
+  pulls short runs' masks towards a constant), the contrastive term at 0 (it prefers the empty mask here; still computed when its
   weight is set).
 """
 

@@ -22,6 +22,8 @@ masks are not minimisers: empty, full and inverted masks all score worse than th
 Where the pseudo-masks come from and how they are refreshed from the model as training goes:
 :mod:`macos_lite.pseudo_masks`. This term is not in the paper (its eq 12 has five terms); ``LossConfig``
 switches it off for the paper's recipe (``--recipe paper``).
+
+Taught in notebook 06 (decoder and contrastive loss) and notebook 08 (training).
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ summed over both directions (eq 10). Design choices (docs/differences.md D8):
 * the full affine->TPS map is used (the official code used the affine stage only);
 * pixels of t whose source position falls outside s carry no information and are excluded from the mean;
 * the with-logits form is used (numerically stable; masks leave the network as logits).
+
+Taught in notebook 07 (task consistency and the objective).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""What every demo shares: input conversion, plotting helpers and the :class:`Demo` container."""
+"""What every demo shares: input conversion, plotting helpers and the :class:`Demo` container.
+
+Taught in notebook 10 (interactive demos).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,6 @@ from IPython import get_ipython
 from IPython.display import Image, display
 
 from .. import viz
-from ..viz import KEYPOINT_COLOURS, grid_lines  # noqa: F401  (the one plotting kit; re-exported here)
 
 GRID_STYLE = {"color": "yellow", "lw": 0.8, "alpha": 0.85}
 

@@ -9,6 +9,8 @@ counter-clockwise: ``rotation=90`` gives theta ``(0, -1, 0, 1, 0, 0)`` and a war
 
 The six parameters and the six numbers describe the same maps, except reflections (det L < 0) and
 values beyond the sliders' ranges; the demo then says that the sliders only approximate theta.
+
+Taught in notebook 10 (interactive demos).
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ import torch
 
 from .. import geometry as G
 from ..geometry import affine_theta  # the constructor lives in geometry; the widgets re-export it
+from ..viz import grid_lines
 from ._base import (
     Demo,
     as_image,
     as_points,
     as_theta,
-    grid_lines,
     keep_frame,
     new_figure,
     plot_keypoints,

@@ -5,6 +5,8 @@ features (in [-1, 1]) -- and ``"S_AB"`` -- the layer's output, ReLU then L2-norm
 cells* at every cell of B, i.e. what the transformation predictor G sees. S_AB stores A's cell
 ``(r, c)`` in channel ``r + h_A * c`` (column-major, :func:`macos_lite.correlation.cell_to_channel`).
 Features are computed once per pair; choosing a cell only indexes the stored maps.
+
+Taught in notebook 10 (interactive demos).
 """
 
 from __future__ import annotations

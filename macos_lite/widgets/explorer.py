@@ -4,6 +4,8 @@ The protocol is the evaluation's (:mod:`macos_lite.evaluation`): the target's ke
 the source with the predicted map (``B_to_A``) at the original image resolution and judged there with
 PCK@alpha; masks are resized to the ground truth, thresholded at 0.5 and scored with the Jaccard index.
 Panels show the pair at the dataset's image size (keypoints moved there through normalised coordinates).
+
+Taught in notebook 10 (interactive demos).
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@
   binary mask.
 * Eq 10: the source mask warped into the target frame, ``M~ = warp(M, theta)`` -- the target that the
   other image's mask must agree with in the task-consistency loss.
+
+Taught in notebook 10 (interactive demos).
 """
 
 from __future__ import annotations

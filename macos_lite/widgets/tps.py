@@ -4,6 +4,8 @@ A TPS theta holds the *source* positions ``Q`` of the control lattice ``P`` of t
 order): the map sends ``P_k`` to ``Q_k`` and interpolates smoothly in between (exactly when the
 regulariser ``lam = 0``; for ``lam > 0`` it trades exactness for a smoother, more affine map).
 The demo moves ``Q_k = P_k + (dx, dy)`` one point at a time.
+
+Taught in notebook 10 (interactive demos).
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ import ipywidgets as widgets
 import torch
 
 from .. import geometry as G
+from ..viz import grid_lines
 from ._base import (
     Demo,
     as_image,
     as_points,
-    grid_lines,
     keep_frame,
     new_figure,
     plot_keypoints,
