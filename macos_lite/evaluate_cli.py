@@ -15,12 +15,13 @@ from pathlib import Path
 
 from . import metrics as M
 from . import report
+from .backbones import available_backbones
 from .cli import number
 from .data.imageio import DataError
 from .data.registry import NAMES
 from .device import cap_threads, resolve_device
 from .evaluation import (DEFAULT_IMAGE_SIZE, DIRECTIONS, KINDS, DDTMethod, EllipseMethod, EvaluationError,
-                         IdentityMethod, evaluate_dataset,
+                         IdentityMethod, RansacMethod, evaluate_dataset,
                          method_from_checkpoint, write_json)
 
 
@@ -35,10 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the dataset's folder (default: $MACOS_LITE_DATA/NAME, where `macos-lite download` puts it)")
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--checkpoint", type=Path, metavar="FILE", help="a checkpoint written by `macos-lite train`")
-    who.add_argument("--method", choices=("identity", "ellipse", "ddt"),
+    who.add_argument("--method", choices=("identity", "ellipse", "ddt", "ransac", "ransac+tps"),
                      help="a reference instead of a model: identity (no motion, all-foreground mask), ellipse (a "
                           "centred ellipse mask), ddt (training-free co-localisation of the evaluated set with the "
-                          "encoder's ImageNet features; no masks used)")
+                          "encoder's ImageNet features; no masks used), ransac (mutual nearest neighbours of the "
+                          "frozen encoder's features and a RANSAC affine fit; ransac+tps: refined by a TPS)")
+    parser.add_argument("--backbone", choices=available_backbones(), default="lite",
+                        help="the frozen encoder of --method ransac (default: lite)")
     parser.add_argument("--refine", choices=("none", "edges"), default="none",
                         help="co-segmentation masks of a model or ddt: none (default; the network's mask "
                              "thresholded at 0.5) or edges (snapped to the image's colour edges by a guided filter, "
@@ -125,6 +129,9 @@ def run(args: argparse.Namespace) -> int:
             method = method_from_checkpoint(args.checkpoint, device, args.kind, refine=args.refine)
         elif args.method == "ddt":
             method = DDTMethod(refine=args.refine, device=device)
+        elif args.method in ("ransac", "ransac+tps"):
+            method = RansacMethod(image_size=args.image_size or DEFAULT_IMAGE_SIZE, tps=args.method == "ransac+tps",
+                                  backbone=args.backbone, device=device)
         elif args.method == "ellipse":
             method = EllipseMethod()
         else:

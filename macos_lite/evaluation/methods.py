@@ -7,6 +7,8 @@ A method is an object with a ``name``, a transform ``kind`` (``"affine"`` or ``"
 * ``masks(images_A, images_B)`` -> ``(prob_A, prob_B)``, foreground probabilities ``(b, 1, h, w)``.
 
 :class:`IdentityMethod` is the trivial reference point (no motion, every pixel foreground);
+:class:`RansacMethod` (:mod:`macos_lite.robust_fit`) the training-free matching reference (mutual nearest
+neighbours of frozen features and a RANSAC affine fit);
 :class:`ModelMethod` wraps a MaCoSNet; :func:`method_from_checkpoint` loads one from a checkpoint.
 """
 
@@ -19,6 +21,7 @@ import torch
 from .. import geometry as G
 from ..checkpoints import model_from_checkpoint
 from ..device import resolve_device
+from ..robust_fit import RansacMethod  # noqa: F401  (the matching reference, evaluated like any method)
 
 KINDS = ("cascade", "affine")
 DEFAULT_IMAGE_SIZE = 240
