@@ -107,18 +107,30 @@ class LiteEncoder(Encoder):
 
     channels = (16, 24, 40, 112)
 
-    def __init__(self, pretrained: bool = True, mode: str = "finetune", output_stride: int = 16):
+    def __init__(self, pretrained: bool = True, mode: str = "finetune", output_stride: int = 16, deep: bool = False):
         super().__init__()
         import timm
 
         self.stride = _check_stride(output_stride)
         self.normalize = _Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # the TF-Lite preprocessing
-        net = timm.create_model("tf_efficientnet_lite0", pretrained=False, output_stride=self.stride)
+        # timm's output_stride=16 dilates stages 5..6 instead of striding them; they only matter with deep=True,
+        # which keeps them strided (stride 32) when the last map is at stride 16
+        net_stride = 32 if deep and self.stride == 16 else self.stride
+        net = timm.create_model("tf_efficientnet_lite0", pretrained=False, output_stride=net_stride)
         if pretrained:
             net.load_state_dict(lite_imagenet_state_dict(net))
         self.stem = nn.Sequential(net.conv_stem, net.bn1)
         self.blocks = net.blocks[:5]  # stages 0..4 end at strides 2, 4, 8, 16 (or 8), 16 (or 8)
+        if deep:  # stages 5..6: the 320-channel stride-32 map (for multi-layer features, macos_lite.hyperpixel)
+            self.deep = net.blocks[5:7]
+            self.deep_channels = 320
         self.set_mode(mode)
+
+    def deeper(self, last: torch.Tensor) -> torch.Tensor:
+        """The stride-32 map (320 channels) from the stride-16 one; only when built with ``deep=True``."""
+        if not hasattr(self, "deep"):
+            raise ValueError("this encoder was built without its stride-32 stage: build_encoder(..., deep=True)")
+        return self.deep(last)
 
     def last_stage(self) -> nn.Module:
         return self.blocks[4]
@@ -284,8 +296,8 @@ def register_backbone(name: str, encoder: Callable[..., Encoder], perceptual: Ca
 
 register_backbone(
     "lite",
-    lambda pretrained=True, mode="finetune", output_stride=16: LiteEncoder(pretrained=bool(pretrained), mode=mode,
-                                                                          output_stride=output_stride),
+    lambda pretrained=True, mode="finetune", output_stride=16, deep=False: LiteEncoder(
+        pretrained=bool(pretrained), mode=mode, output_stride=output_stride, deep=deep),
     lambda pretrained=True: lite_perceptual(bool(pretrained)),
 )
 register_backbone(
@@ -306,11 +318,18 @@ def available_backbones() -> tuple[str, ...]:
     return tuple(_ENCODERS)
 
 
-def build_encoder(name: str = "lite", pretrained=True, mode: str = "finetune", output_stride: int = 16) -> Encoder:
+def build_encoder(name: str = "lite", pretrained=True, mode: str = "finetune", output_stride: int = 16,
+                  deep: bool = False) -> Encoder:
     """The encoder E by name. ``pretrained``: True (ImageNet), False (random) or a local weights path;
-    ``output_stride``: 16 or 8 of the last feature map (see the module docstring)."""
+    ``output_stride``: 16 or 8 of the last feature map (see the module docstring); ``deep``: also build the
+    stride-32 stage (``encoder.deeper(last_map)``, Lite0 only so far) for multi-layer features."""
     if name not in _ENCODERS:
         raise ValueError(f"unknown backbone {name!r}; available: {available_backbones()}")
+    if deep:
+        if name != "lite":
+            raise ValueError(f"the stride-32 stage is available for backbone 'lite' only so far, not {name!r}")
+        return _ENCODERS[name](pretrained=pretrained, mode=mode, output_stride=_check_stride(output_stride),
+                               deep=True)
     if int(output_stride) == 16:  # encoders registered by others need not know the option
         return _ENCODERS[name](pretrained=pretrained, mode=mode)
     return _ENCODERS[name](pretrained=pretrained, mode=mode, output_stride=_check_stride(output_stride))

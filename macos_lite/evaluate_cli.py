@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "frozen encoder's features and a RANSAC affine fit; ransac+tps: refined by a TPS)")
     parser.add_argument("--backbone", choices=available_backbones(), default="lite",
                         help="the frozen encoder of --method ransac (default: lite)")
+    parser.add_argument("--feature-stages", type=int, nargs="+", default=[16], metavar="STRIDE",
+                        help="--method ransac: the encoder stages whose L2-normalised maps are concatenated on the "
+                             "correlation grid, by stride: 8, 16, 32 (default: 16; e.g. 16 32)")
     parser.add_argument("--refine", choices=("none", "edges"), default="none",
                         help="co-segmentation masks of a model or ddt: none (default; the network's mask "
                              "thresholded at 0.5) or edges (snapped to the image's colour edges by a guided filter, "
@@ -131,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
             method = DDTMethod(refine=args.refine, device=device)
         elif args.method in ("ransac", "ransac+tps"):
             method = RansacMethod(image_size=args.image_size or DEFAULT_IMAGE_SIZE, tps=args.method == "ransac+tps",
-                                  backbone=args.backbone, device=device)
+                                  backbone=args.backbone, device=device, feature_stages=args.feature_stages)
         elif args.method == "ellipse":
             method = EllipseMethod()
         else:

@@ -206,9 +206,12 @@ def robust_fit(feat_A: torch.Tensor, feat_B: torch.Tensor, tps: bool = False, it
     return RobustFit(theta, m, count, False)
 
 
-def _encoder_features(encoder):
+def _encoder_features(encoder, stages=(16,)):
+    from .hyperpixel import hyperpixel, stage_maps
+
     def features(images: torch.Tensor) -> torch.Tensor:
-        return l2_normalize(encoder(images)[3])
+        maps = stage_maps(encoder, images, stages)
+        return hyperpixel(maps, encoder(images)[3].shape[-2:]) if len(maps) > 1 else l2_normalize(maps[0])
 
     return features
 
@@ -218,7 +221,8 @@ class RansacMethod:
 
     features: a function ``images (b, 3, S, S) -> L2-normalised grids (b, C, h, w)`` (default: the frozen
     ImageNet ``backbone`` encoder's correlation features, or those of a model, see :meth:`of_model`);
-    image_size: the square size images are resized to before encoding; tps: refine by a TPS (``kind`` becomes
+    feature_stages: the encoder stages (strides, :mod:`macos_lite.hyperpixel`) of the default features, e.g.
+    ``(16, 32)``; image_size: the square size images are resized to before encoding; tps: refine by a TPS (``kind`` becomes
     ``"cascade"``). ``num_fallback`` counts the pairs that got the identity (too few mutual matches/inliers);
     each is warned about once per call of :meth:`transforms` (``warnings.warn``) and listed in ``fallbacks``.
 
@@ -231,10 +235,13 @@ class RansacMethod:
 
     def __init__(self, features=None, image_size: int = 240, tps: bool = False, backbone: str = "lite",
                  device="cpu", iterations: int = ITERATIONS, threshold: float = THRESHOLD_CELLS,
-                 min_matches: int = MIN_MATCHES, seed: int = SEED):
+                 min_matches: int = MIN_MATCHES, seed: int = SEED, feature_stages=(16,)):
         if features is None:
-            encoder = build_encoder(backbone, pretrained=True, mode="frozen").eval().to(device)
-            features = _encoder_features(encoder)
+            from .hyperpixel import check_stages
+
+            stages = check_stages(feature_stages)
+            encoder = build_encoder(backbone, pretrained=True, mode="frozen", deep=32 in stages).eval().to(device)
+            features = _encoder_features(encoder, stages)
         self.features, self.tps, self.device = features, bool(tps), device
         self.size = (int(image_size), int(image_size))
         self.kind = "cascade" if tps else "affine"

@@ -96,3 +96,41 @@ def test_evaluate_method_ransac_on_real_data_reports_fallbacks(dataset, folder, 
     summary = json.loads(out.read_text())
     assert summary["method"]["name"] == "ransac" and summary["num_fallback"] >= 0
     assert "ransac" in capsys.readouterr().out
+
+
+def test_hyperpixel_is_the_concatenation_of_normalised_resampled_stages():
+    import torch.nn.functional as F
+
+    from macos_lite.hyperpixel import check_stages, hyperpixel
+
+    gen = torch.Generator().manual_seed(4)
+    a, b = torch.randn(2, 5, 4, 4, generator=gen), torch.randn(2, 3, 2, 2, generator=gen)
+    b_up = F.interpolate(b, size=(4, 4), mode="bilinear", align_corners=False)
+    expected = torch.cat((F.normalize(a, dim=1), F.normalize(b_up, dim=1)), 1) / 2 ** 0.5
+    torch.testing.assert_close(hyperpixel([a, b]), expected, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="strides among"):
+        check_stages((16, 64))
+
+
+def test_lite_stride_32_stage_and_ransac_on_two_stages():
+    from macos_lite.backbones import build_encoder
+
+    enc = build_encoder("lite", pretrained=False, mode="frozen", deep=True).eval()
+    with torch.no_grad():
+        assert tuple(enc.deeper(enc(torch.rand(1, 3, 64, 64))[3]).shape) == (1, 320, 2, 2)
+    method = RansacMethod(image_size=64, feature_stages=(16, 32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theta = method.transforms(torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64))
+    assert theta.shape == (2, 6) and torch.isfinite(theta).all()
+
+
+def test_deep_lite_encoder_keeps_the_default_maps():
+    from macos_lite.backbones import build_encoder
+
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        plain = build_encoder("lite", pretrained=True, mode="frozen").eval()(x)
+        deep = build_encoder("lite", pretrained=True, mode="frozen", deep=True).eval()(x)
+    for p, d in zip(plain, deep, strict=True):
+        torch.testing.assert_close(p, d)
