@@ -236,12 +236,14 @@ class RansacMethod:
     def __init__(self, features=None, image_size: int = 240, tps: bool = False, backbone: str = "lite",
                  device="cpu", iterations: int = ITERATIONS, threshold: float = THRESHOLD_CELLS,
                  min_matches: int = MIN_MATCHES, seed: int = SEED, feature_stages=(16,)):
+        self.feature_stages = None  # None: features given by the caller
         if features is None:
             from .hyperpixel import check_stages
 
             stages = check_stages(feature_stages)
             encoder = build_encoder(backbone, pretrained=True, mode="frozen", deep=32 in stages).eval().to(device)
             features = _encoder_features(encoder, stages)
+            self.feature_stages = stages
         self.features, self.tps, self.device = features, bool(tps), device
         self.size = (int(image_size), int(image_size))
         self.kind = "cascade" if tps else "affine"

@@ -127,7 +127,8 @@ def describe_method(method, image_size) -> dict:
     """``{"name", "kind", "image_size", "checkpoint"}`` of a method (for the JSON summary)."""
     size = getattr(method, "image_size", None) or _square(image_size)
     return {"name": method.name, "kind": method.kind, "image_size": [int(s) for s in size],
-            "checkpoint": getattr(method, "checkpoint", None), "refine": getattr(method, "refine", "none")}
+            "checkpoint": getattr(method, "checkpoint", None), "refine": getattr(method, "refine", "none"),
+            **({"feature_stages": list(method.feature_stages)} if getattr(method, "feature_stages", None) else {})}
 
 
 
