@@ -42,7 +42,7 @@ class TrainConfig:
     data_root: str | None = None
     preset: str | None = None
     out: str | None = None
-    backbone: str | None = setting(help="the encoder", choices=("lite", "resnet101"))
+    backbone: str | None = setting(help="the encoder", choices=("lite", "lite2", "resnet101"))
     backbone_mode: str | None = setting(help="the encoder during the weak phase",
                                         choices=("frozen", "finetune", "frozen_bn", "last_stage"))
     pretrained: bool | str = True  # ImageNet weights: torchvision's (True), a local file, or none (False)
