@@ -243,7 +243,7 @@ class RansacMethod:
             stages = check_stages(feature_stages)
             encoder = build_encoder(backbone, pretrained=True, mode="frozen", deep=32 in stages).eval().to(device)
             features = _encoder_features(encoder, stages)
-            self.feature_stages = stages
+            self.feature_stages, self.backbone = stages, backbone
         self.features, self.tps, self.device = features, bool(tps), device
         self.size = (int(image_size), int(image_size))
         self.kind = "cascade" if tps else "affine"

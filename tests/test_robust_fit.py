@@ -95,7 +95,7 @@ def test_evaluate_method_ransac_on_real_data_reports_fallbacks(dataset, folder, 
 
     summary = json.loads(out.read_text())
     assert summary["method"]["name"] == "ransac" and summary["num_fallback"] >= 0
-    assert summary["method"]["feature_stages"] == [16]
+    assert summary["method"]["feature_stages"] == [16] and summary["method"]["backbone"] == "lite"
     assert "ransac" in capsys.readouterr().out
 
 

@@ -128,7 +128,8 @@ def describe_method(method, image_size) -> dict:
     size = getattr(method, "image_size", None) or _square(image_size)
     return {"name": method.name, "kind": method.kind, "image_size": [int(s) for s in size],
             "checkpoint": getattr(method, "checkpoint", None), "refine": getattr(method, "refine", "none"),
-            **({"feature_stages": list(method.feature_stages)} if getattr(method, "feature_stages", None) else {})}
+            **({"feature_stages": list(method.feature_stages), "backbone": method.backbone}
+               if getattr(method, "feature_stages", None) else {})}
 
 
 
