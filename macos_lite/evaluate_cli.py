@@ -17,13 +17,14 @@ from pathlib import Path
 
 from . import metrics as M
 from . import report
+from .backbones import available_backbones
 from .cli_common import (NoSpaceError, UserError, check_fits_in_memory, debug_enabled, non_negative_int, number,
                          pair_memory, paragraph, positive_int, writable_file)
 from .data.imageio import DataError
 from .data.registry import NAMES
 from .device import cap_threads, resolve_device
 from .evaluation import (DEFAULT_IMAGE_SIZE, DIRECTIONS, KINDS, DDTMethod, EllipseMethod, EvaluationError,
-                         IdentityMethod, evaluate_dataset,
+                         IdentityMethod, RansacMethod, evaluate_dataset,
                          method_from_checkpoint, write_json)
 
 
@@ -38,10 +39,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the dataset's folder (default: $MACOS_LITE_DATA/NAME, where `macos-lite download` puts it)")
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--checkpoint", type=Path, metavar="FILE", help="a checkpoint written by `macos-lite train`")
-    who.add_argument("--method", choices=("identity", "ellipse", "ddt"),
+    who.add_argument("--method", choices=("identity", "ellipse", "ddt", "ransac", "ransac+tps"),
                      help="a reference instead of a model: identity (no motion, all-foreground mask), ellipse (a "
                           "centred ellipse mask), ddt (training-free co-localisation of the evaluated set with the "
-                          "encoder's ImageNet features; no masks used)")
+                          "encoder's ImageNet features; no masks used), ransac (mutual nearest neighbours of the "
+                          "frozen encoder's features and a RANSAC affine fit; ransac+tps: refined by a TPS)")
+    parser.add_argument("--backbone", choices=available_backbones(), default="lite",
+                        help="the frozen encoder of --method ransac (default: lite)")
+    parser.add_argument("--feature-stages", type=int, nargs="+", default=[16], metavar="STRIDE",
+                        help="--method ransac: the encoder stages whose L2-normalised maps are concatenated on the "
+                             "correlation grid, by stride: 8, 16, 32 (default: 16; e.g. 16 32)")
     parser.add_argument("--refine", choices=("none", "edges"), default="none",
                         help="co-segmentation masks of a model or ddt: none (default; the network's mask "
                              "thresholded at 0.5) or edges (snapped to the image's colour edges by a guided filter, "
@@ -120,6 +127,9 @@ def run(args: argparse.Namespace) -> int:
             method = method_from_checkpoint(args.checkpoint, device, args.kind, refine=args.refine)
         elif args.method == "ddt":
             method = DDTMethod(refine=args.refine, device=device)
+        elif args.method in ("ransac", "ransac+tps"):
+            method = RansacMethod(image_size=args.image_size or DEFAULT_IMAGE_SIZE, tps=args.method == "ransac+tps",
+                                  backbone=args.backbone, device=device, feature_stages=args.feature_stages)
         elif args.method == "ellipse":
             method = EllipseMethod()
         else:

@@ -48,7 +48,7 @@ from .backbones import build_perceptual
 from .cli_common import NoSpaceError, atomic_write, unwrapped_batches, writable_folder
 from .checkpoints import load_checkpoint, load_published_weights, load_weights, model_checkpoint, save_checkpoint
 from .device import resolve_device
-from .evaluation import ModelMethod, evaluate_matching, pair_mask_jaccards
+from .evaluation import ModelMethod, RansacMethod, evaluate_matching, pair_mask_jaccards
 from .losses import LossConfig, MaCoSLoss
 from .metrics import nanmean
 from .model import MaCoSNet
@@ -386,12 +386,28 @@ class Trainer:
         res = evaluate_matching(method, self.val_pairs, alphas=(0.05, 0.1), normalizers=(self.val_normalizer,),
                                 batch_size=self.cfg.batch_size, device=self.device)
         metrics = {"val_pck@0.1": res.pck(alpha=0.1), "val_pck@0.05": res.pck(alpha=0.05),
-                   "val_normalizer": self.val_normalizer}
+                   **self._ransac_reference(), "val_normalizer": self.val_normalizer}
         if self.cfg.loss.needs_masks and "mask_A" in self.val_pairs[0]:
             scores = pair_mask_jaccards(method, self.val_pairs, self.cfg.batch_size, self.device)
             metrics["val_jaccard"] = nanmean(scores)
         self.model.train()
         return metrics
+
+    def _ransac_reference(self) -> dict:
+        """``{"val_pck_ransac@0.1": PCK}``: the training-free robust fit (:mod:`macos_lite.robust_fit`) of the
+        model's own correlation features on the validation pairs, computed once per run (at the first
+        validation: with a frozen encoder the features never change) and printed beside the learned PCK."""
+        if getattr(self, "_ransac_metrics", None) is None:
+            import warnings
+
+            with warnings.catch_warnings():  # its fallbacks are counted, not printed at every pair
+                warnings.simplefilter("ignore")
+                method = RansacMethod.of_model(self.model, device=self.device)
+                res = evaluate_matching(method, self.val_pairs, alphas=(0.1,), normalizers=(self.val_normalizer,),
+                                        batch_size=self.cfg.batch_size, device=self.device)
+            self._ransac_metrics = {"val_pck_ransac@0.1": res.pck(alpha=0.1),
+                                    "val_ransac_fallbacks": method.num_fallback}
+        return dict(self._ransac_metrics)
 
     def state_dict(self) -> dict:
         return model_checkpoint(self.model, optimizer=self.optimizer.state_dict(),
@@ -594,6 +610,8 @@ class Trainer:
     def summary(self) -> dict:
         losses = [r for r in self.history if r.get("phase") == "weak"]
         return {"out": str(self.out), "steps": self.step, "best_val_pck@0.1": self.best if math.isfinite(self.best) else None,
+                **({"val_pck_ransac@0.1": self._ransac_metrics["val_pck_ransac@0.1"]}
+                   if getattr(self, "_ransac_metrics", None) else {}),
                 "first_weak_loss": losses[0]["loss"] if losses else None,
                 "last_weak_loss": losses[-1]["loss"] if losses else None,
                 "stopped_early": self.stopped_early,

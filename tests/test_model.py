@@ -209,3 +209,23 @@ def test_last_stage_mode_trains_only_the_last_stage_with_fixed_bn_statistics():
     trainable = {n for n, p in enc.named_parameters() if p.requires_grad}
     assert trainable and trainable == {n for n, _ in enc.named_parameters() if n.startswith("blocks.4.")}
     assert all(not m.training for m in enc.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))
+
+
+def test_lite2_backbone_classifies_coffee_as_espresso():
+    """Lite2's offline ImageNet weights are really loaded (as Lite0's above), and its encoder has the stated maps."""
+    skimage_data = pytest.importorskip("skimage.data")
+    import timm
+
+    from macos_lite.backbones import lite_imagenet_state_dict
+
+    net = timm.create_model("tf_efficientnet_lite2", pretrained=False)
+    net.load_state_dict(lite_imagenet_state_dict(net, variant=2))
+    img = torch.from_numpy(skimage_data.coffee()).permute(2, 0, 1).float().div(255)[None]
+    x = (G.resize(img, (260, 260)) - 0.5) / 0.5
+    assert net.eval()(x).argmax(1).item() == 967
+    enc = build_encoder("lite2", pretrained=False, mode="frozen", deep=True).eval()
+    with torch.no_grad():
+        maps = enc(torch.rand(1, 3, 64, 64))
+        deep = enc.deeper(maps[3])
+    assert [m.shape[1] for m in maps] == list(enc.channels) == [16, 24, 48, 120]
+    assert [m.shape[-1] for m in maps] == [32, 16, 8, 4] and tuple(deep.shape) == (1, 352, 2, 2)

@@ -225,3 +225,22 @@ def test_summary_without_validation_is_strict_json(tmp_path):
     summary = Trainer(tiny(tmp_path, max_steps=2)).fit()  # stops before any validation
     assert summary["best_val_pck@0.1"] is None
     json.dumps(summary, allow_nan=False)  # -Infinity is not JSON
+
+
+def test_validation_reports_the_ransac_reference_of_the_frozen_features(tmp_path, shared_data):
+    """val_pck_ransac@0.1: the robust fit of the model's own frozen features on the validation pairs, the same
+    number as the reference evaluated from a separately built frozen ImageNet encoder."""
+    import warnings
+
+    from macos_lite.evaluation import RansacMethod, evaluate_matching
+
+    cfg = TrainConfig(dataset="pf-willow", preset="smoke", out=str(tmp_path), image_size=64, pretrain_steps=0,
+                      epochs=0, progress=False, device="cpu", backbone_mode="frozen")
+    trainer = Trainer(cfg)
+    metrics = trainer.validate()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = evaluate_matching(RansacMethod(image_size=64, backbone=trainer.cfg.backbone), trainer.val_pairs,
+                                alphas=(0.1,), normalizers=(trainer.val_normalizer,))
+    assert metrics["val_pck_ransac@0.1"] == pytest.approx(ref.pck(alpha=0.1), abs=1e-9)
+    assert trainer.validate()["val_pck_ransac@0.1"] == metrics["val_pck_ransac@0.1"]  # computed once

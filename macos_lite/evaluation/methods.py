@@ -7,6 +7,8 @@ A method is an object with a ``name``, a transform ``kind`` (``"affine"`` or ``"
 * ``masks(images_A, images_B)`` -> ``(prob_A, prob_B)``, foreground probabilities ``(b, 1, h, w)``.
 
 :class:`IdentityMethod` is the trivial reference point (no motion, every pixel foreground);
+:class:`RansacMethod` (:mod:`macos_lite.robust_fit`) the training-free matching reference (mutual nearest
+neighbours of frozen features and a RANSAC affine fit);
 :class:`ModelMethod` wraps a MaCoSNet; :func:`method_from_checkpoint` loads one from a checkpoint.
 
 Taught in notebook 09 (evaluation).
@@ -21,6 +23,7 @@ import torch
 from .. import geometry as G
 from ..checkpoints import model_from_checkpoint
 from ..device import resolve_device
+from ..robust_fit import RansacMethod  # noqa: F401  (the matching reference, evaluated like any method)
 
 KINDS = ("cascade", "affine")
 DEFAULT_IMAGE_SIZE = 240
@@ -129,7 +132,9 @@ def describe_method(method, image_size) -> dict:
     network = getattr(method, "image_size", None)
     return {"name": method.name, "kind": method.kind, "image_size": [int(s) for s in _square(image_size)],
             "network_size": [int(s) for s in network] if network else None,
-            "checkpoint": getattr(method, "checkpoint", None), "refine": getattr(method, "refine", "none")}
+            "checkpoint": getattr(method, "checkpoint", None), "refine": getattr(method, "refine", "none"),
+            **({"feature_stages": list(method.feature_stages), "backbone": method.backbone}
+               if getattr(method, "feature_stages", None) else {})}
 
 
 

@@ -63,6 +63,7 @@ def evaluate_dataset(name: str, method, root=None, split: str | None = None, ima
     direction = direction or proto.direction
     run = {"batch_size": batch_size, "device": device, "num_workers": num_workers, "progress": progress}
     start = time.perf_counter()
+    fallbacks_before = getattr(method, "num_fallback", None)
     data = _load(name, root, split, image_size) if dataset is None else dataset
     out: dict = {"dataset": name, "split": split or "all", "method": describe_method(method, image_size)}
     if proto.task in ("matching", "matching+coseg"):
@@ -89,6 +90,11 @@ def evaluate_dataset(name: str, method, root=None, split: str | None = None, ima
                        "partners": partners, "empty_gt": empty_gt, "max_pairs": max_pairs,
                        "batch_size": batch_size, "device": str(device)}
     out["warnings"] = list(out.get("warnings", []))
+    if fallbacks_before is not None:  # a robust fit that found too few matches used the identity
+        out["num_fallback"] = method.num_fallback - fallbacks_before
+        if out["num_fallback"]:
+            out["warnings"].append(f"{out['num_fallback']} pair(s) had too few mutual matches or inliers for "
+                                   f"{method.name} and were scored with the identity transform")
     out["paper"] = [t.to_dict() for t in paper.tables_for(name)]
     out["seconds"] = time.perf_counter() - start
     return out
