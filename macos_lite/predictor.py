@@ -55,8 +55,24 @@ class RegressionHead(nn.Module):
                 f"this head was built for a {h}x{w} feature grid and expects correlations of shape "
                 f"(B, {h * w}, {h}, {w}), got {tuple(corr.shape)}; build the model with the image size you feed it"
             )
-        x = self.pool(self.conv(corr))
-        return self.linear(torch.flatten(x, 1))
+        return regress_theta(self, corr)
+
+
+def regress_theta(head: RegressionHead, corr: torch.Tensor) -> torch.Tensor:
+    """G's forward pass: ``theta = linear(flatten(pool(conv(corr))))``, ``(B, h*w, h, w)`` -> ``(B, D)``.
+
+    The convolution stack (conv 7x7, BN, ReLU, conv 5x5, BN, ReLU) reads the correlation's h*w channels
+    as features at each of B's cells; the pooling brings any grid to 5 x 5; the flattened 64 x 5 x 5
+    activations (channel-major, ``torch.flatten(x, 1)``) feed the linear layer. No shape check: call the
+    head itself (``head(corr)``) for that.
+
+    Example:
+        >>> head = affine_head((4, 4))                     # untrained: the last layer outputs the identity
+        >>> regress_theta(head.eval(), torch.rand(2, 16, 4, 4)).shape
+        torch.Size([2, 6])
+    """
+    x = head.pool(head.conv(corr))
+    return head.linear(torch.flatten(x, 1))
 
 
 def affine_head(grid_size: tuple[int, int]) -> RegressionHead:

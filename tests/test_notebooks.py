@@ -58,7 +58,7 @@ def test_exercises_have_checks():
             if "exercise" in cell.metadata.get("tags", []):
                 exercises.add(cell.metadata["macos_lite"]["exercise"])
                 assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source
-    assert {"correlation", "affine_grid", "tps_solve", "matching_score", "cycle_loss", "contrastive_loss"} <= exercises
+    assert {"correlation", "affine_grid", "tps_coefficients", "matching_score", "cycle_error", "contrastive_terms"} <= exercises
 
 
 # -- execution --------------------------------------------------------------------------------------
@@ -80,7 +80,7 @@ def _expect_01(r):
 
 
 def _expect_02(r):
-    assert r["exercise_affine_grid_ok"] is True and r["exercise_tps_solve_ok"] is True
+    assert r["exercise_affine_grid_ok"] is True and r["exercise_tps_coefficients_ok"] is True
     assert r["tps_residual_lam0"] < 1e-4 < r["tps_residual_lam0.2"]  # interpolation at lambda = 0 only
     assert r["keypoint_round_trip_px"] < 1e-6
 

@@ -7,7 +7,7 @@ from .consistency import consistency_points, cycle_error, cycle_loss, transitivi
 from .contrastive import contrastive_loss, contrastive_terms, object_background
 from .matching import correspondence_mask, foreground_weights, matching_loss, matching_score
 from .objective import (ABLATIONS, COSEG_TERMS, DEFAULT_WEIGHTS, PAPER_WEIGHTS, RECIPES, TERMS, LossConfig, MaCoSLoss,
-                        ablation)
+                        ablation, weighted_objective)
 from .prior import prior_bce, prior_loss, warm_start_bias
 from .task import task_loss, warped_mask_bce
 
@@ -16,4 +16,5 @@ __all__ = [
     "prior_bce", "prior_loss", "warm_start_bias", "LossConfig", "MaCoSLoss", "consistency_points", "contrastive_loss", "contrastive_terms",
     "correspondence_mask", "cycle_error", "cycle_loss", "foreground_weights", "matching_loss", "matching_score",
     "object_background", "task_loss", "transitivity_error", "transitivity_loss", "warped_mask_bce",
+    "weighted_objective",
 ]

@@ -159,5 +159,21 @@ class MaCoSLoss(torch.nn.Module):
             terms["prior"] = prior_loss(out, pseudo_masks, cfg.prior_confidence, cfg.prior_balanced)
         if not terms:
             raise ValueError("every loss weight is 0: nothing to train")
-        total = sum(cfg.weights[name] * value.mean() for name, value in terms.items())
-        return total, terms
+        return weighted_objective(terms, cfg.weights), terms
+
+
+def weighted_objective(terms: dict, weights: dict) -> torch.Tensor:
+    """Eq 12: ``L = sum_t lambda_t mean_batch(L_t)``, a scalar.
+
+    terms: ``{name: (B,) per-sample values}`` of the computed terms; weights: ``{name: lambda}`` holding
+    every name of ``terms`` (a KeyError names the missing one). Each term is averaged over the batch
+    first, so the total does not grow with the batch size.
+
+    Example:
+        >>> weighted_objective({"matching": torch.tensor([-0.5, -0.3]), "cycle": torch.tensor([1.0, 3.0])},
+        ...                    {"matching": 1.0, "cycle": 0.01})
+        tensor(-0.3800)
+    """
+    if not terms:
+        raise ValueError("no loss terms to add: every weight is 0")
+    return sum(weights[name] * value.mean() for name, value in terms.items())
