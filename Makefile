@@ -28,8 +28,11 @@ test: $(STAMP)  ## the test suite: unit, real-data, notebooks (papermill), then 
 	  $(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	  -p no:cacheprovider -o addopts="" notebooks/; status=$$?; rm -rf $$tmp; exit $$status
 
-lab: $(STAMP)  ## open JupyterLab on the course notebooks
-	$(BIN)/jupyter lab notebooks/
+# Learners work in student copies (no solutions): made or refreshed from notebooks/ each time, never replacing a
+# notebook edited there (its new version goes beside it as NAME.new.ipynb). Teachers: `jupyter lab notebooks/`.
+lab: $(STAMP)  ## student copies of the notebooks in student/, then JupyterLab on them
+	$(BIN)/macos-lite assign notebooks/ --out student/
+	$(BIN)/jupyter lab student/
 
 clean-env:
 	rm -rf $(VENV)

@@ -7,6 +7,8 @@
     macos-lite demo       one synthetic pair: predicted transform, keypoints and masks, as a figure
     macos-lite assign     generate student notebooks from the solution notebooks
     macos-lite grade      grade a folder of submitted notebooks
+    macos-lite gradebook  merge the teacher's manual grades into a graded batch
+    macos-lite solution   print the solution of a course exercise (to compare on purpose)
 
 Each sub-command lives in its module as ``add_arguments(parser)`` + ``run(args) -> exit code``.
 
@@ -37,6 +39,8 @@ COMMANDS = {
     "demo": ("macos_lite.demo", "predict and plot a synthetic pair (transform, keypoints, masks)"),
     "assign": ("macos_lite.assignments", "generate student versions of the solution notebooks"),
     "grade": ("macos_lite.assignments", "grade a folder of submitted notebooks"),
+    "gradebook": ("macos_lite.assignments.gradebook", "merge the teacher's manual grades into a graded batch"),
+    "solution": ("macos_lite.assignments.solution", "print the solution of a course exercise (to compare)"),
 }
 
 

@@ -1,6 +1,6 @@
 """Student notebooks generated from the fixture solution notebooks, and the unattended grader.
 
-The grader runs real kernels: one batch (six students, seven notebook runs) is graded once per module
+The grader runs real kernels: one batch (eleven students, eight notebook runs) is graded once per module
 and shared by the grading tests.
 """
 
@@ -8,7 +8,9 @@ import argparse
 import ast
 import copy
 import csv
+import html as html_lib
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -80,9 +82,15 @@ def test_manifest_lists_exercises_and_points(assigned):
     entries = {n["notebook"]: n for n in manifest["notebooks"]}
     assert set(entries) == {p.name for p in SOLUTIONS}
     assert entries["01_correlation.ipynb"]["exercises"] == [
-        {"name": "correlation", "points": 2, "hidden_checks": 1}]
-    assert entries["02_cycle.ipynb"]["exercises"] == [{"name": "cycle_loss", "points": 3, "hidden_checks": 1}]
-    assert manifest["total_points"] == 5
+        {"name": "correlation", "points": 2, "hidden_checks": 2,
+         "hidden_cases": [{"name": "batch 3, 5 x 2 and 4 x 3 grids, float64", "points": 1},
+                          {"name": "every similarity negative", "points": 1}]}]
+    # a hidden check without points takes the exercise's points (notebooks written before points per case)
+    assert entries["02_cycle.ipynb"]["exercises"] == [
+        {"name": "cycle_loss", "points": 3, "hidden_checks": 1, "hidden_cases": [{"name": "case 1", "points": 3}]}]
+    assert entries["01_correlation.ipynb"]["questions"] == []
+    assert entries["02_cycle.ipynb"]["questions"] == [{"name": "why_not_squared", "points": 1}]
+    assert manifest["total_points"] == 5 and manifest["total_question_points"] == 1
 
 
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.name)
@@ -158,8 +166,10 @@ def _bad_indent(nb):
 @pytest.mark.parametrize("edit, words", [
     (_unclosed, "never closed"),
     (lambda nb: nb.cells[1].update(source="x = 1\n### END SOLUTION"), "without a BEGIN"),
-    (lambda nb: exercise_cell(nb, "correlation").metadata["macos_lite"].pop("points"), "points"),
-    (lambda nb: nb.cells.pop(), "no `hidden-check` cell"),
+    (lambda nb: exercise_cell(nb, "correlation").metadata["macos_lite"].update(points=-1), "points"),
+    (lambda nb: nb.cells.__setitem__(slice(None), [c for c in nb.cells
+                                                    if "hidden-check" not in c.metadata.get("tags", [])]),
+     "no `hidden-check` cell"),
     (lambda nb: nb.cells.append(copy.deepcopy(exercise_cell(nb, "correlation"))), "used twice"),
     (_bad_indent, "not valid Python"),
 ])
@@ -187,11 +197,11 @@ def test_hidden_checks_are_inserted_after_their_exercise():
     kinds = [origin[c.id] for c in nb.cells]
     assert kinds[0] == ("guard",) and nb.cells[0].source == "GUARD"
     at = kinds.index(("student", 2))  # the exercise cell
-    assert kinds[at + 1] == ("check", "correlation")
+    assert kinds[at + 1:at + 3] == [("check", "correlation", 0), ("check", "correlation", 1)]
     assert len({c.id for c in nb.cells}) == len(nb.cells)
     submitted.cells.pop(2)  # a student who deleted the exercise cell: the checks run at the end
     nb, origin = grading_notebook(submitted, solution, "GUARD")
-    assert origin[nb.cells[-1].id] == ("check", "correlation")
+    assert origin[nb.cells[-1].id] == ("check", "correlation", 1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -289,6 +299,21 @@ def graded(tmp_path_factory, assigned):
                 except OSError as exc:
                     print("swallowed:", exc)
             os.system("rm -f " + {str(sentinel)!r})
+            import _posixsubprocess  # no audit event of its own: the guard must catch it anyway
+            try:
+                _posixsubprocess.fork_exec(["/bin/true"], [b"/bin/true"], True, (), None, None, -1, -1, -1, -1,
+                                           -1, -1, -1, -1, False, False, None, None, None, -1, None, False)
+            except OSError as exc:
+                print("swallowed:", exc)
+            for fd in range(3, 256):  # try to erase what the guard logged
+                try:
+                    target = os.readlink(f"/proc/self/fd/{{fd}}")
+                    if "guard" in target:
+                        os.ftruncate(fd, 0)
+                        import numpy
+                        numpy.zeros(0, dtype="u1").tofile(target)
+                except (OSError, ValueError):
+                    pass
             import torch
             try:
                 torch.save({{"stolen": 1}}, {str(teacher)!r})
@@ -296,6 +321,25 @@ def graded(tmp_path_factory, assigned):
                 print("swallowed:", exc)""")
         nb.cells.insert(1, nbformat.v4.new_code_cell(attack))
 
+    def no_epsilon(nb):  # passes the self-check, fails the hidden all-negative case: partial credit
+        cell = exercise_cell(nb, "correlation")
+        blank = "return s / torch.sqrt((s * s).sum(1, keepdim=True) + 1e-6)"
+        assert blank in cell.source
+        cell.source = cell.source.replace(blank, "return s / s.norm(dim=1, keepdim=True)")
+
+    def no_epsilon_and_preset(nb):
+        no_epsilon(nb)
+        nb.cells.insert(1, nbformat.v4.new_code_cell('import os\nprint("preset:", os.environ["MACOS_LITE_PRESET"])'))
+
+    _variant(corr, no_epsilon_and_preset, subs / "gina" / corr.name)
+    # a submission that is a link to the solution itself, a folder that is a link, odd folder names
+    (subs / "mallory").mkdir()
+    (subs / "mallory" / corr.name).symlink_to(Path("..") / ".." / "solutions_copy" / corr.name)
+    (root / "solutions_copy").mkdir()
+    _variant(corr, lambda nb: None, root / "solutions_copy" / corr.name)
+    (subs / "oscar").symlink_to(subs / "alice", target_is_directory=True)
+    for odd in ODD_NAMES:
+        (subs / odd).mkdir()  # nothing submitted: no run, but a row in every table
     _variant(corr, syntax_error, subs / "carol" / corr.name)
     _variant(corr, sleeps, subs / "dave" / corr.name)
     _variant(corr, malicious, subs / "eve" / corr.name)
@@ -303,11 +347,22 @@ def graded(tmp_path_factory, assigned):
     (subs / "frank" / corr.name).write_text("{ this is not a notebook")
     out = root / "out"
     said = []
-    grades = grade_submissions(subs, [FIXTURES], out, timeout=TIMEOUT, jobs=2, progress=said.append)
+    preset = os.environ.get("MACOS_LITE_PRESET")
+    os.environ["MACOS_LITE_PRESET"] = "demo"  # the grader pins smoke whatever the teacher's shell says
+    try:
+        grades = grade_submissions(subs, [FIXTURES], out, timeout=TIMEOUT, jobs=2, progress=said.append)
+    finally:
+        if preset is None:
+            os.environ.pop("MACOS_LITE_PRESET")
+        else:
+            os.environ["MACOS_LITE_PRESET"] = preset
     with open(out / "grades.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     return {"root": root, "out": out, "grades": grades, "rows": rows, "sentinel": sentinel, "teacher": teacher,
             "said": said}
+
+
+ODD_NAMES = ("=1+1", "a|b", "new\nline")
 
 
 def rows_of(graded, student):
@@ -319,7 +374,8 @@ def test_grades_csv_layout(graded):
     with open(graded["out"] / "grades.csv", newline="") as f:
         header = next(csv.reader(f))
     assert header == ["student", "notebook", "exercise", "points", "max_points", "status", "message"]
-    assert {r["student"] for r in graded["rows"]} == {"alice", "bob", "carol", "dave", "eve", "frank"}
+    assert {r["student"] for r in graded["rows"]} == {"alice", "bob", "carol", "dave", "eve", "frank", "gina",
+                                                     "mallory", "oscar", "'=1+1", "a|b", "new\nline"}
 
 
 @pytest.mark.slow
@@ -327,7 +383,8 @@ def test_solutions_get_full_marks(graded):
     rows = rows_of(graded, "alice")
     assert {k: (r["status"], r["points"]) for k, r in rows.items()} == {
         ("01_correlation.ipynb", "correlation"): ("passed", "2"),
-        ("02_cycle.ipynb", "cycle_loss"): ("passed", "3")}
+        ("02_cycle.ipynb", "cycle_loss"): ("passed", "3"),
+        ("02_cycle.ipynb", "why_not_squared"): ("manual", "0")}  # the written answer waits for the teacher
     alice = [g for g in graded["grades"] if g.student == "alice"]
     assert all(not g.blocked and not g.note for g in alice)  # the course's own code trips no guard
     executed = load(graded["out"] / "students" / "alice" / "01_correlation.ipynb")
@@ -338,6 +395,7 @@ def test_solutions_get_full_marks(graded):
 @pytest.mark.slow
 def test_untouched_student_notebooks_get_zero_with_the_reason(graded):
     rows = rows_of(graded, "bob")
+    assert rows.pop(("02_cycle.ipynb", "why_not_squared"))["message"] == "no answer given"
     for (notebook, exercise), r in rows.items():
         assert r["points"] == "0" and r["status"] == "failed"
         assert "not implemented yet" in r["message"] and f"Exercise {exercise}" in r["message"]
@@ -408,11 +466,119 @@ def test_reports_per_student_and_for_the_class(graded):
     assert "**Total: 0 / 5 points**" in report and "not implemented yet" in report
 
 
+@pytest.mark.slow
+def test_a_submission_passing_the_self_check_but_not_a_hidden_case_earns_partial_points(graded):
+    r = rows_of(graded, "gina")[("01_correlation.ipynb", "correlation")]
+    assert (r["status"], r["points"], r["max_points"]) == ("partial", "1", "2")
+    assert "1 of 2 hidden cases passed" in r["message"] and "every similarity negative" in r["message"]
+    assert "keep a small epsilon" in r["message"]  # the hidden case's own hint
+    executed = load(graded["out"] / "students" / "gina" / "01_correlation.ipynb")
+    printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    assert "correlation: relative error" in printed and "✓" in printed  # the visible self-check passed
+
+
+@pytest.mark.slow
+def test_the_grader_pins_the_smoke_preset_and_states_it(graded):
+    executed = load(graded["out"] / "students" / "gina" / "01_correlation.ipynb")
+    printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    assert "preset: smoke" in printed  # although the grader's environment said demo
+    for text in ((graded["out"] / "summary.md").read_text(),
+                 (graded["out"] / "students" / "gina" / "report.md").read_text()):
+        assert "MACOS_LITE_PRESET=smoke" in text and f"a timeout of {TIMEOUT} s per notebook" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("student, why", [
+    ("mallory", "01_correlation.ipynb is a symbolic link; submit the notebook file itself"),
+    ("oscar", "the folder oscar is a symbolic link"),
+])
+def test_linked_submissions_are_refused(graded, student, why):
+    rows = rows_of(graded, student)
+    r = rows[("01_correlation.ipynb", "correlation")]
+    assert (r["status"], r["points"]) == ("refused", "0") and why in r["message"]
+    blocked = rows[("01_correlation.ipynb", "(containment)")]
+    assert why in blocked["message"] and blocked["status"] == "blocked"
+
+
+@pytest.mark.slow
+def test_a_guard_log_the_submission_tries_to_erase_keeps_every_blocked_action(graded):
+    blocked = rows_of(graded, "eve")[("01_correlation.ipynb", "(containment)")]["message"]
+    assert "start a process (_posixsubprocess.fork_exec): blocked" in blocked
+    assert f"submission tried to delete {graded['sentinel']} outside its folder: blocked" in blocked
+
+
+def _gradebook(graded):
+    with open(graded["out"] / "gradebook.csv", newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
+
+
+@pytest.mark.slow
+def test_gradebook_gives_the_solutions_full_points_and_untouched_copies_zero(graded, assigned):
+    _, manifest = assigned
+    header, *rows = _gradebook(graded)
+    exercises = [(Path(n["notebook"]).stem, e["name"], e["points"]) for n in manifest["notebooks"]
+                 for e in n["exercises"]]
+    questions = [(Path(n["notebook"]).stem, q["name"], q["points"]) for n in manifest["notebooks"]
+                 for q in n["questions"]]
+    full = sum(p for *_, p in exercises) + sum(p for *_, p in questions)
+    assert header == ["student", *(f"{nb}/{name} ({points:g})" for nb, name, points in exercises),
+                      *(f"{nb}/{name} (written, {points:g})" for nb, name, points in questions),
+                      f"total ({full:g})"]
+    by_student = {r[0]: r[1:] for r in rows}
+    assert len(rows) == len(by_student) == 12  # one row per student
+    n = len(exercises)
+    assert [float(x) for x in by_student["alice"][:n]] == [p for *_, p in exercises]
+    assert by_student["alice"][n:n + len(questions)] == [""] * len(questions)  # manual points not given yet
+    assert float(by_student["alice"][-1]) == sum(p for *_, p in exercises)
+    assert [float(x) for x in by_student["bob"][:n]] == [0] * n and float(by_student["bob"][-1]) == 0
+    assert float(by_student["gina"][0]) == 1
+
+
+@pytest.mark.slow
+def test_every_student_gets_feedback_without_hidden_tests_or_solutions(graded):
+    hidden = {line.strip() for path in SOLUTIONS for c in load(path).cells
+              if "hidden-check" in c.metadata.get("tags", []) for line in c.source.splitlines() if len(line.strip()) > 8}
+    assert hidden
+    subs = graded["root"] / "submissions"
+    for student in {r["student"] for r in graded["rows"]}:
+        name = student[1:] if student.startswith("'") else student
+        page = (graded["out"] / "feedback" / f"{name}.html").read_text(encoding="utf-8")
+        text = html_lib.unescape(page)
+        assert not any(line in text for line in hidden), student
+        submitted = set()
+        for path in (subs / name).glob("*.ipynb"):
+            if not (subs / name).is_symlink() and not path.is_symlink() and name != "frank":
+                submitted |= {line.strip() for c in load(path).cells for line in c.source.splitlines()}
+        for path in SOLUTIONS:  # solution text only where the student handed it in themselves
+            for line in solution_lines(path):
+                assert line not in text or line in submitted, (student, line)
+    bob = html_lib.unescape((graded["out"] / "feedback" / "bob.html").read_text(encoding="utf-8"))
+    assert "every similarity negative" in bob and "not implemented yet" in bob  # case names and hints
+    gina = html_lib.unescape((graded["out"] / "feedback" / "gina.html").read_text(encoding="utf-8"))
+    assert "keep a small epsilon" in gina and "1 / 2" in gina
+
+
+@pytest.mark.slow
+def test_odd_student_names_are_escaped_in_markdown_and_csv(graded):
+    summary = (graded["out"] / "summary.md").read_text()
+    table = [line for line in summary.splitlines() if line.startswith("| ")][:13]
+    cells = [len(line.replace("\\|", "").split("|")) for line in table]
+    assert len(set(cells)) == 1, table  # no row has more cells than the header
+    assert "| a\\|b |" in summary and "| new line |" in summary and "| =1+1 |" in summary
+    for name in ("grades.csv", "gradebook.csv", "answers.csv"):
+        with open(graded["out"] / name, newline="", encoding="utf-8") as f:
+            for row in csv.reader(f):
+                assert not any(cell.startswith(("=", "+", "-", "@")) for cell in row), (name, row)
+    assert ["'=1+1"] == [r[0] for r in _gradebook(graded) if "1+1" in r[0]]
+    report = (graded["out"] / "students" / "new\nline" / "report.md").read_text()
+    assert report.startswith("# Grades: new line\n")
+
+
 def test_grade_command_reports_bad_input(tmp_path, capsys):
     parser = argparse.ArgumentParser()
     grade_cli.add_arguments(parser)
     args = parser.parse_args([str(tmp_path / "nowhere"), "--solutions", str(FIXTURES),
                               "--out", str(tmp_path / "o")])
     assert args.timeout == grade_cli.DEFAULT_TIMEOUT and args.jobs == 1
-    assert grade_cli.run(args) == 1
+    assert grade_cli.run(args) == 2
     assert "no such folder of submissions" in capsys.readouterr().err

@@ -4,6 +4,9 @@
 given, and writes to ``--out`` the same file names with the solutions blanked, the hidden checks and
 all outputs removed (see :mod:`macos_lite.assignments` for the conventions). Nothing is written when a
 notebook breaks the conventions; the error names the notebook and the cell.
+
+Run again, it refreshes the copies it wrote and never replaces one a learner has edited: the new version
+of an edited notebook goes beside it as ``NAME.new.ipynb`` (``make lab`` relies on this).
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Carry out parsed ``assign`` arguments; returns the process exit code."""
+    notes: list = []
     try:
-        manifest = make_assignment(args.sources, args.out)
+        manifest = make_assignment(args.sources, args.out, notes=notes)
     except AssignmentError as exc:
         from macos_lite.cli_common import debug_enabled
 
@@ -44,11 +48,28 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: --out {args.out}: cannot write the student notebooks there ({exc.strerror or exc}); choose "
               "a folder you can write", file=sys.stderr)
         return 2
+    outcomes = dict(notes)
     for entry in manifest["notebooks"]:
-        names = ", ".join(f"{e['name']} ({e['points']:g})" for e in entry["exercises"]) or "no exercises"
-        print(f"{entry['notebook']}: {names}")
+        names = ", ".join(f"{e['name']} ({e['points']:g}, {len(e['hidden_cases'])} hidden)"
+                          for e in entry["exercises"]) or "no exercises"
+        questions = (f"; {len(entry['questions'])} written questions ({entry['question_points']:g})"
+                     if entry["questions"] else "")
+        outcome = outcomes.get(entry["notebook"], "")
+        if outcome == "kept":
+            outcome = " [your edited copy kept; nothing new]"
+        elif outcome.startswith("new: "):
+            outcome = (f" [your edited copy kept; the new version is {outcome[5:]}: compare, then rename it to "
+                       "use it]")
+        else:
+            outcome = ""
+        print(f"{entry['notebook']}: {names}{questions}{outcome}")
     count, points = len(manifest["notebooks"]), manifest["total_points"]
-    print(f"{count} student notebooks, {points:g} points, in {args.out}")
+    with_work = sum(1 for e in manifest["notebooks"] if e["exercises"])
+    exercises = sum(len(e["exercises"]) for e in manifest["notebooks"])
+    questions = sum(len(e["questions"]) for e in manifest["notebooks"])
+    print(f"{count} student notebooks, {exercises} exercises in {with_work} notebooks ({points:g} points), "
+          f"{questions} written questions ({manifest['total_question_points']:g} points, graded by hand), "
+          f"in {args.out}")
     return 0
 
 

@@ -7,15 +7,21 @@ way to remove one. The hook raises ``ContainmentError`` (a ``PermissionError``) 
 
 * file writes, truncations, deletions, renames, links, new folders and permission/owner/time changes
   whose path lies outside the submission's working folder (``/dev/null`` excepted), symlinks resolved;
-* starting processes: ``os.system``, ``subprocess.Popen``, ``os.exec*``, ``os.posix_spawn``,
-  ``os.spawn*``, ``os.fork``/``forkpty``;
+* starting processes: ``os.system``, ``subprocess.Popen``, ``os.exec*``, ``os.posix_spawn[p]``,
+  ``os.spawn*``, ``os.fork``/``forkpty`` (so ``pty``, ``multiprocessing`` and ``concurrent.futures``' process
+  pools too), and ``_posixsubprocess.fork_exec``, which raises no audit event: the guard replaces it
+  (everywhere it is referenced) by a function that blocks, and refuses any later import of
+  ``_posixsubprocess`` (a fresh copy of the module would hold the original);
 * ``ctypes``: loading a library, looking up a symbol, reading memory at an address;
 * signals to other processes, network connections, and ``gc``'s object-graph queries (the easy way
   to reach the hook's own state).
 
-Each blocked action is also appended to a log outside the working folder, through a descriptor opened
-before the hook, so the grader reports it even when the submission swallows the exception. If the
-guard itself fails, it ends the kernel: no submitted cell ever runs unguarded.
+Each blocked action is also written to the guard's log, through a descriptor opened before the hook, so
+the grader reports it even when the submission swallows the exception. The grader makes that log a
+named pipe (:class:`LogPipe`) that it reads as the run goes: what was written cannot be rewritten,
+truncated or deleted from inside the kernel (lines a submission adds are at worst believed against
+itself: only the first ``pid`` and ``ready`` count). If the guard itself fails, it ends the kernel: no
+submitted cell ever runs unguarded.
 
 What this is not: a security sandbox. Code running in C (a C extension writing a file itself, such as
 ``torch.save`` to a path or numpy's ``tofile``), a submission that reaches the hook's state through
@@ -28,6 +34,7 @@ Used when the course's exercises (notebooks 01-07) are graded.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import psutil
@@ -43,7 +50,8 @@ def _macos_lite_guard(folder, log_path, preload):
     log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     def note(kind, text=""):
-        os.write(log, (kind + "\\t" + text.replace("\\n", " ") + "\\n").encode("utf-8", "replace"))
+        line = kind + "\\t" + text.replace("\\n", " ")[:1000] + "\\n"
+        os.write(log, line.encode("utf-8", "replace"))  # short lines: one atomic write to a pipe
 
     note("pid", str(os.getpid()))
     try:
@@ -80,6 +88,8 @@ def _install(folder, preload, note):
     ctypes_events = ("ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.cdata",
                      "ctypes.cdata/buffer")
     network_events = ("socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg")
+    # modules whose fresh copy would bring back an entry point the hook cannot see
+    unaudited_modules = ("_posixsubprocess",)
     gc_events = ("gc.get_objects", "gc.get_referrers", "gc.get_referents")
 
     class ContainmentError(PermissionError):
@@ -89,6 +99,22 @@ def _install(folder, preload, note):
         message = "submission tried to " + what + ": blocked"
         note("blocked", message)
         raise ContainmentError(message)
+
+    # _posixsubprocess.fork_exec starts processes without an audit event: replace it wherever it is held
+    import _posixsubprocess
+
+    original = _posixsubprocess.fork_exec
+
+    def fork_exec(*args, **kwargs):
+        block("start a process (_posixsubprocess.fork_exec)")
+
+    for module in list(sys.modules.values()):
+        namespace = getattr(module, "__dict__", None)
+        if isinstance(namespace, dict):
+            for key, value in list(namespace.items()):
+                if value is original:
+                    namespace[key] = fork_exec
+    del original
 
     def text(path):
         # a path-like object of the submission's own type would run its code inside this hook
@@ -151,6 +177,8 @@ def _install(folder, preload, note):
             block("open a network connection (" + event + ")")
         elif event in gc_events:
             block("inspect the interpreter's objects (" + event + ")")
+        elif event == "import" and str(args[0]).rpartition(".")[2] in unaudited_modules:
+            block("import a fresh copy of " + str(args[0]))
 
     def hook(event, args):
         try:
@@ -187,25 +215,65 @@ class GuardLog:
     blocked: list[str] = field(default_factory=list)
 
 
-def read_log(log_path) -> GuardLog:
-    """Parse a guard log (a missing file means the kernel has not got that far)."""
+def parse_log(text: str, max_blocked: int | None = None) -> GuardLog:
+    """Parse the text of a guard log: the first ``pid`` and ``ready`` lines count (later ones are forged)."""
     log = GuardLog()
-    try:
-        with open(log_path, encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        return log
-    for line in lines:
+    for line in text.splitlines():
         kind, _, text = line.partition("\t")
-        if kind == "pid" and text.isdigit():
+        if kind == "pid" and text.isdigit() and log.pid is None:
             log.pid = int(text)
         elif kind == "ready":
             log.ready = True
-        elif kind == "failed":
+        elif kind == "failed" and not log.ready:  # the guard fails only before `ready`: later lines are forged
             log.failure = text
-        elif kind == "blocked":
-            log.blocked.append(text)
+        elif kind == "blocked" and (max_blocked is None or len(log.blocked) < max_blocked):
+            if text not in log.blocked:
+                log.blocked.append(text)
     return log
+
+
+def read_log(log_path) -> GuardLog:
+    """Parse a guard log file (a missing file means the kernel has not got that far)."""
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as f:
+            return parse_log(f.read())
+    except FileNotFoundError:
+        return GuardLog()
+
+
+class LogPipe:
+    """The reading end of a guard log that is a named pipe (``os.mkfifo``), read without blocking.
+
+    Use as a context manager around the run; :meth:`read` returns everything received so far. The pipe
+    is opened before the kernel starts, so the guard's ``open`` never waits, and the grader keeps every
+    line it has read: the kernel cannot take anything back.
+    """
+
+    def __init__(self, path, max_blocked: int | None = None):
+        self.path, self.max_blocked = path, max_blocked
+        self._fd: int | None = None
+        self._data = bytearray()
+
+    def __enter__(self):
+        self._fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        return self
+
+    def __exit__(self, *exc):
+        self.read()
+        os.close(self._fd)
+        self._fd = None
+
+    def read(self) -> GuardLog:
+        while self._fd is not None:
+            try:
+                chunk = os.read(self._fd, 1 << 16)
+            except BlockingIOError:
+                break
+            if not chunk:  # no writer (yet, or any more)
+                break
+            if len(self._data) < 16 * 2**20:  # a submission flooding the log is cut off, not believed
+                self._data += chunk
+        return parse_log(self._data.decode("utf-8", "replace"), self.max_blocked)
 
 
 def kill_tree(pid: int | None, kernel: int | None = None, kernel_marker: str = "") -> None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import ast
 import copy
+import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +23,11 @@ BEGIN_MARKER = "### BEGIN SOLUTION"
 END_MARKER = "### END SOLUTION"
 EXERCISE_TAG = "exercise"
 HIDDEN_CHECK_TAG = "hidden-check"
+QUESTION_TAG = "question"
+ANSWER_TAG = "answer"  # added by the student version to the answer cell of a written question
 META_KEY = "macos_lite"
 MANIFEST = "manifest.json"
+GENERATED = ".generated.json"  # in the student folder: the sha256 of each copy as it was last written
 
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)#+[ \t]*BEGIN SOLUTION[ \t]*$")
 _END = re.compile(r"^[ \t]*#+[ \t]*END SOLUTION[ \t]*$")
@@ -39,13 +44,44 @@ class AssignmentError(ValueError):
 
 
 @dataclass
+class HiddenCase:
+    """One ``hidden-check`` cell: a case only the grader runs, worth ``points`` when it runs without error."""
+
+    name: str  # metadata["macos_lite"]["case"], else "case <k>" (k counts from 1 within the exercise)
+    points: float
+    cell: object  # the solution's cell (its source is never shown to students)
+    index: int  # its index in the solution notebook
+    declared: float | None = None  # the points written in the cell (None: a share of the remainder)
+
+
+@dataclass
 class Exercise:
-    """A graded exercise of a solution notebook: the cell tagged ``exercise`` and its hidden checks."""
+    """A graded exercise of a solution notebook: the cell tagged ``exercise`` and its hidden cases.
+
+    ``points`` is the sum of the cases' points (see the package docstring for how they are declared).
+    """
+
+    name: str
+    points: float | None
+    cell: int  # index of the exercise cell in the solution notebook
+    cases: list[HiddenCase] = field(default_factory=list)
+
+    @property
+    def hidden_checks(self) -> list:
+        """The hidden-check cells, in order."""
+        return [case.cell for case in self.cases]
+
+
+@dataclass
+class Question:
+    """A written question: a markdown cell tagged ``question`` and the answer cell right after it.
+
+    Graded by hand: the grader collects the student's answer (status ``manual``, 0 automatic points).
+    """
 
     name: str
     points: float
-    cell: int  # index of the exercise cell in the solution notebook
-    hidden_checks: list = field(default_factory=list)  # the hidden-check cells, in order
+    cell: int  # index of the question cell in the solution notebook
 
 
 def read_notebook(path: str | Path) -> nbformat.NotebookNode:
@@ -104,8 +140,22 @@ def where(nb_name: str, index: int, cell=None) -> str:
     return f"{nb_name}, cell {index + 1}{preview}"
 
 
+def _points(value) -> bool:
+    """Whether ``value`` is a valid number of points (a number >= 0, not a bool)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and value >= 0 and value == value
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+
+
 def find_exercises(nb, nb_name: str) -> list[Exercise]:
-    """The exercises of a solution notebook with their hidden checks, validated."""
+    """The exercises of a solution notebook with their hidden cases and points, validated.
+
+    Raises :class:`AssignmentError` naming the notebook and the cell for any broken convention: a
+    hidden-check cell without an exercise, an exercise without hidden cases, points that are not numbers
+    >= 0, an exercise whose declared points differ from the sum of its cases' points.
+    """
     exercises: list[Exercise] = []
     current: Exercise | None = None
     for i, cell in enumerate(nb.cells):
@@ -118,7 +168,7 @@ def find_exercises(nb, nb_name: str) -> list[Exercise]:
                 raise AssignmentError(f"{where(nb_name, i, cell)}: tagged `exercise` but metadata "
                                       f'["{META_KEY}"]["exercise"] is {name!r}; give it a name like '
                                       '"correlation"')
-            if isinstance(points, bool) or not isinstance(points, (int, float)) or points < 0:
+            if points is not None and not _points(points):
                 raise AssignmentError(f"{where(nb_name, i, cell)}: exercise {name!r} needs "
                                       f'metadata["{META_KEY}"]["points"] as a number >= 0, got {points!r}')
             if any(e.name == name for e in exercises):
@@ -126,7 +176,8 @@ def find_exercises(nb, nb_name: str) -> list[Exercise]:
             current = Exercise(name, points, i)
             exercises.append(current)
         elif is_hidden_check(cell):
-            owner_name = _meta(cell).get("exercise")
+            meta = _meta(cell)
+            owner_name = meta.get("exercise")
             named = [e for e in exercises if e.name == owner_name]
             owner = current if owner_name is None else (named[0] if named else None)
             if cell.cell_type != "code" or owner is None:
@@ -134,13 +185,83 @@ def find_exercises(nb, nb_name: str) -> list[Exercise]:
                     f"{where(nb_name, i, cell)}: a `hidden-check` cell must be a code cell after its "
                     f"exercise cell (or name it in metadata[\"{META_KEY}\"][\"exercise\"]); found no exercise "
                     f"{owner_name or 'above it'}")
-            owner.hidden_checks.append(cell)
+            points, case = meta.get("points"), meta.get("case")
+            if points is not None and not _points(points):
+                raise AssignmentError(f"{where(nb_name, i, cell)}: hidden case of {owner.name!r} needs "
+                                      f'metadata["{META_KEY}"]["points"] as a number >= 0, got {points!r}')
+            if case is not None and (not isinstance(case, str) or not case.strip()):
+                raise AssignmentError(f"{where(nb_name, i, cell)}: metadata[\"{META_KEY}\"][\"case\"] must "
+                                      f"be a short text naming the case, got {case!r}")
+            name = case.strip() if case else f"case {len(owner.cases) + 1}"
+            if any(c.name == name for c in owner.cases):
+                raise AssignmentError(f"{where(nb_name, i, cell)}: exercise {owner.name!r} has two hidden "
+                                      f"cases named {name!r}")
+            owner.cases.append(HiddenCase(name, 0.0, cell, i, points))
     for e in exercises:
-        if not e.hidden_checks:
-            raise AssignmentError(
-                f"{where(nb_name, e.cell, nb.cells[e.cell])}: exercise {e.name!r} has no `hidden-check` "
-                f"cell, so it could not be graded; add one such as `check_{e.name}(<function>).assert_ok()`")
+        _share_points(e, nb, nb_name)
     return exercises
+
+
+def _share_points(e: Exercise, nb, nb_name: str) -> None:
+    """Give every hidden case its points; the exercise's points become their sum."""
+    here = where(nb_name, e.cell, nb.cells[e.cell])
+    if not e.cases:
+        raise AssignmentError(
+            f"{here}: exercise {e.name!r} has no `hidden-check` cell, so it could not be graded; add one "
+            f"such as `check_{e.name}(<function>).assert_ok()`")
+    declared = [c for c in e.cases if c.declared is not None]
+    shared = [c for c in e.cases if c.declared is None]
+    given = sum(c.declared for c in declared)
+    if e.points is None:
+        if shared:
+            cells = ", ".join(str(c.index + 1) for c in shared)
+            raise AssignmentError(
+                f"{here}: exercise {e.name!r} has no points and its hidden case(s) in cell(s) {cells} have "
+                f'none either; give each hidden-check cell metadata["{META_KEY}"]["points"] (or the exercise '
+                "its total)")
+        e.points = given
+    elif not shared and not _close(given, e.points):
+        detail = " + ".join(f"{c.declared:g} (cell {c.index + 1})" for c in declared)
+        raise AssignmentError(
+            f"{here}: exercise {e.name!r} declares {e.points:g} points but its hidden cases carry "
+            f"{detail} = {given:g}; make them equal, or drop the exercise's points")
+    elif shared and given > e.points + 1e-9:
+        raise AssignmentError(
+            f"{here}: exercise {e.name!r} declares {e.points:g} points but its hidden cases with points "
+            f"already carry {given:g}, leaving nothing for the {len(shared)} case(s) without points")
+    remainder = (e.points - given) / len(shared) if shared else 0.0
+    if float(remainder).is_integer():
+        remainder = int(remainder)
+    for c in e.cases:
+        c.points = c.declared if c.declared is not None else remainder
+
+
+def find_questions(nb, nb_name: str) -> list[Question]:
+    """The written questions of a solution notebook, validated (see the package docstring)."""
+    questions: list[Question] = []
+    for i, cell in enumerate(nb.cells):
+        if QUESTION_TAG not in _tags(cell):
+            continue
+        meta, here = _meta(cell), where(nb_name, i, cell)
+        name, points = meta.get("question"), meta.get("points")
+        if cell.cell_type != "markdown":
+            raise AssignmentError(f"{here}: a `question` cell must be a markdown cell")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][\w\-]*", name):
+            raise AssignmentError(f'{here}: tagged `question` but metadata["{META_KEY}"]["question"] is '
+                                  f'{name!r}; give it a name like "why_relu"')
+        if not _points(points):
+            raise AssignmentError(f'{here}: question {name!r} needs metadata["{META_KEY}"]["points"] as a '
+                                  f"number >= 0, got {points!r}")
+        if any(q.name == name for q in questions):
+            raise AssignmentError(f"{here}: question name {name!r} is used twice")
+        answer = nb.cells[i + 1] if i + 1 < len(nb.cells) else None
+        if (answer is None or answer.cell_type != "markdown"
+                or not any(_BEGIN.match(line) for line in answer.source.split("\n"))):
+            raise AssignmentError(
+                f"{here}: question {name!r} must be followed immediately by a markdown answer cell holding "
+                f"the model answer between `{BEGIN_MARKER}` and `{END_MARKER}`")
+        questions.append(Question(name, points, i))
+    return questions
 
 
 def blank_solutions(source: str, label: str, cell_type: str, context: str) -> tuple[str, list[str]]:
@@ -212,6 +333,7 @@ def student_notebook(nb, nb_name: str):
     survives anywhere in the file.
     """
     exercises = find_exercises(nb, nb_name)  # validates the conventions before anything is written
+    answers = {q.cell + 1: q.name for q in find_questions(nb, nb_name)}
     student = nbformat.v4.new_notebook()
     student.metadata = nbformat.from_dict({k: v for k, v in nb.metadata.items() if k in _NOTEBOOK_METADATA})
     removed: list[str] = []
@@ -229,6 +351,9 @@ def student_notebook(nb, nb_name: str):
         new = copy.deepcopy(cell)
         new.source = source
         new.metadata = nbformat.from_dict({k: v for k, v in cell.metadata.items() if k in _CELL_METADATA})
+        if i in answers:  # the grader finds the answer by this tag even if cells are added around it
+            new.metadata["tags"] = [*_tags(new), ANSWER_TAG]
+            new.metadata[META_KEY] = {"answer": answers[i]}
         if new.cell_type == "code":
             new.outputs, new.execution_count = [], None
             check_parses(source, context)
@@ -242,11 +367,79 @@ def student_notebook(nb, nb_name: str):
     return student, exercises
 
 
-def make_assignment(sources, out_dir: str | Path) -> dict:
+def notebook_entry(name: str, exercises: list[Exercise], questions: list[Question]) -> dict:
+    """A notebook's entry in ``manifest.json``."""
+    return {
+        "notebook": name,
+        "points": sum(e.points for e in exercises),
+        "exercises": [{"name": e.name, "points": e.points, "hidden_checks": len(e.cases),
+                       "hidden_cases": [{"name": c.name, "points": c.points} for c in e.cases]}
+                      for e in exercises],
+        "questions": [{"name": q.name, "points": q.points} for q in questions],
+        "question_points": sum(q.points for q in questions),
+    }
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_student_copy(student, path: str | Path, manifest_dir: str | Path | None = None) -> str:
+    """Write a student notebook to ``path`` without ever replacing a learner's edits; returns what it did.
+
+    The file is written when it does not exist yet, when it is byte-identical to the version last
+    generated there (its sha256 is kept in ``GENERATED`` beside it), or when it already equals the new
+    version. A copy the learner has changed is kept as it is; if the new version differs, it goes to
+    ``NAME.new.ipynb`` beside it (under the same rule). Returns ``"written"``, ``"unchanged"``,
+    ``"kept"`` (edited, nothing new) or ``"new: NAME.new.ipynb"``.
+    """
+    path = Path(path)
+    folder = Path(manifest_dir) if manifest_dir is not None else path.parent
+    record_path = folder / GENERATED
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        record = record if isinstance(record, dict) else {}
+    except (OSError, ValueError):
+        record = {}
+    data = (nbformat.writes(student) + "\n").encode("utf-8")
+    new_hash = _sha256(data)
+
+    def place(target: Path) -> str:
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            return "kept"  # never write through a link or over a folder
+        if target.exists():
+            current = _sha256(target.read_bytes())
+            if current == new_hash:
+                record[target.name] = new_hash
+                return "unchanged"
+            if current != record.get(target.name):
+                return "kept"  # edited by the learner (or not generated by us): leave it alone
+        _write_atomic(target, data)
+        record[target.name] = new_hash
+        return "written"
+
+    outcome = place(path)
+    if outcome == "kept" and record.get(path.name) != new_hash:
+        beside = path.with_name(path.stem + ".new.ipynb")
+        if place(beside) in ("written", "unchanged"):
+            outcome = f"new: {beside.name}"
+    _write_atomic(record_path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    return outcome
+
+
+def make_assignment(sources, out_dir: str | Path, notes: list | None = None) -> dict:
     """Write the student version of every solution notebook in ``sources`` to ``out_dir`` + ``manifest.json``.
 
     sources: notebooks and/or folders of notebooks. Returns the manifest (also written to
-    ``out_dir/manifest.json``). Nothing is written unless every notebook passes the checks.
+    ``out_dir/manifest.json``). Nothing is written unless every notebook passes the checks. A student
+    copy someone has edited in ``out_dir`` is never replaced (see :func:`write_student_copy`); ``notes``,
+    if given, receives ``(notebook, outcome)`` for every copy.
     """
     out_dir = Path(out_dir)
     paths = collect_notebooks(sources)
@@ -256,19 +449,19 @@ def make_assignment(sources, out_dir: str | Path) -> dict:
         raise AssignmentError(f"--out {out_dir} holds the solution notebooks: choose another folder")
     results = []
     for path in paths:
-        student, exercises = student_notebook(read_notebook(path), path.name)
-        results.append((path.name, student, exercises))
+        solution = read_notebook(path)
+        student, exercises = student_notebook(solution, path.name)
+        results.append((path.name, student, exercises, find_questions(solution, path.name)))
     out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = {"generator": f"macos_lite {__version__}", "notebooks": [], "total_points": 0}
-    for name, student, exercises in results:
-        nbformat.write(student, str(out_dir / name))
-        points = sum(e.points for e in exercises)
-        manifest["notebooks"].append({
-            "notebook": name,
-            "points": points,
-            "exercises": [{"name": e.name, "points": e.points, "hidden_checks": len(e.hidden_checks)}
-                          for e in exercises],
-        })
-        manifest["total_points"] += points
+    manifest = {"generator": f"macos_lite {__version__}", "notebooks": [], "total_points": 0,
+                "total_question_points": 0}
+    for name, student, exercises, questions in results:
+        outcome = write_student_copy(student, out_dir / name, manifest_dir=out_dir)
+        if notes is not None:
+            notes.append((name, outcome))
+        entry = notebook_entry(name, exercises, questions)
+        manifest["notebooks"].append(entry)
+        manifest["total_points"] += entry["points"]
+        manifest["total_question_points"] += entry["question_points"]
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
