@@ -910,7 +910,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Carry out parsed ``grade`` arguments; returns the process exit code."""
-    from macos_lite.cli import writable_folder
+    from macos_lite.cli_common import writable_folder
 
     writable_folder(args.out, "--out")
     if args.jobs < 1 or args.timeout <= 0:
@@ -921,7 +921,7 @@ def run(args: argparse.Namespace) -> int:
         grades = grade_submissions(args.submissions, args.solutions, args.out, args.timeout, args.jobs,
                                    isolation=args.isolation, manual=args.manual)
     except AssignmentError as exc:
-        from macos_lite.cli import debug_enabled
+        from macos_lite.cli_common import debug_enabled
 
         if debug_enabled():
             raise

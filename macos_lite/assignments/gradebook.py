@@ -304,7 +304,7 @@ def run(args: argparse.Namespace) -> int:
         manual = read_manual_grades(args.manual, students, questions)
         write_outputs(args.grades, manual)
     except AssignmentError as exc:
-        from macos_lite.cli import debug_enabled
+        from macos_lite.cli_common import debug_enabled
 
         if debug_enabled():
             raise

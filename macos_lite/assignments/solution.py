@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         print(solution_source(args.notebook, args.exercise, args.question, args.notebooks))
     except AssignmentError as exc:
-        from macos_lite.cli import debug_enabled
+        from macos_lite.cli_common import debug_enabled
 
         if debug_enabled():
             raise

@@ -21,7 +21,8 @@ Taught in notebook 09 (evaluation).
 from .common import EvaluationError
 from .cosegmentation import CosegScores, evaluate_cosegmentation, pair_mask_jaccards, partner_indices
 from .keypoints import DIRECTIONS, MatchingResult, evaluate_matching
-from .methods import DEFAULT_IMAGE_SIZE, KINDS, IdentityMethod, ModelMethod, RansacMethod, describe_method, method_from_checkpoint
+from ..robust_fit import RansacMethod  # the training-free matching reference, evaluated like any method
+from .methods import DEFAULT_IMAGE_SIZE, KINDS, IdentityMethod, ModelMethod, describe_method, method_from_checkpoint
 from .reference_masks import DDTMethod, EllipseMethod, ellipse_mask
 from .protocols import PROTOCOLS, Protocol, describe_coseg, describe_matching, describe_tss
 from .summary import CachedItems, evaluate_dataset, evenly_spread, to_json, write_json

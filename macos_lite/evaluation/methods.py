@@ -23,7 +23,6 @@ import torch
 from .. import geometry as G
 from ..checkpoints import model_from_checkpoint
 from ..device import resolve_device
-from ..robust_fit import RansacMethod  # noqa: F401  (the matching reference, evaluated like any method)
 
 KINDS = ("cascade", "affine")
 DEFAULT_IMAGE_SIZE = 240
