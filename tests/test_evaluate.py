@@ -368,8 +368,8 @@ def test_synthetic_summary_keys_and_strict_json():
     assert COSEG_KEYS <= set(s["cosegmentation"]) and s["num_pairs"] == 5 and s["split"] == "test"
     assert s["normalizer"] == "kp_bbox" and set(s["pck"]) == {"0.05", "0.1", "0.15"}
     assert "B_to_A" in s["protocol"] and "original resolution" in s["protocol"] and "0.5" in s["protocol"]
-    assert s["method"] == {"name": "identity", "kind": "affine", "image_size": [64, 64], "checkpoint": None,
-                           "refine": "none"}
+    assert s["method"] == {"name": "identity", "kind": "affine", "image_size": [64, 64], "network_size": None,
+                           "checkpoint": None, "refine": "none"}
     back = json.loads(E.to_json({**s, "nan": math.nan}))
     assert back["nan"] is None and back["pck"] == s["pck"]
 
@@ -418,8 +418,8 @@ def test_cli_checkpoint_runs_the_model(tmp_path, capsys):
                   "--device", "cpu", "--kind", "affine", "--quiet"])
     assert evaluate_cli.run(args) == 0
     s = json.loads(out.read_text())
-    assert s["method"] == {"name": "tiny", "kind": "affine", "image_size": [64, 64], "checkpoint": str(path),
-                           "refine": "none"}
+    assert s["method"] == {"name": "tiny", "kind": "affine", "image_size": [64, 64], "network_size": [64, 64],
+                           "checkpoint": str(path), "refine": "none"}
     assert all(0 <= v <= 1 for v in s["pck"].values()) and 0 <= s["precision"] <= 1
 
 
