@@ -3,6 +3,8 @@ writable-folder check, the one atomic file write, and the unwrapping of data-loa
 
 This module imports nothing else of the package, so that any module (the sub-commands, the data layer, the
 training loop) can use it; :mod:`macos_lite.cli` only dispatches to the sub-commands.
+
+Notebook 08 shows the command line these helpers serve.
 """
 
 from __future__ import annotations

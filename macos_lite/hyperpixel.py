@@ -5,6 +5,8 @@ L2-normalised over its channels, resampled to the grid (bilinear, cell centres a
 the maps concatenated over channels and the result L2-normalised again. Stages are named by their stride:
 8 (the stride-8 map), 16 (the encoder's correlation map, stride 16, or 8 when dilated) and 32 (Lite0's
 320-channel stage, built with ``build_encoder(..., deep=True)``).
+
+Taught in notebook 09 (the matching reference at several stages).
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ identity transform, flagged as a fallback (:class:`RansacMethod` counts and warn
 
 All points are in the corner-aligned normalised coordinates of :mod:`macos_lite.geometry`; theta maps B's
 points into A like every theta of the package.
+
+Taught in notebook 09, as the baseline a learned G must beat.
 """
 
 from __future__ import annotations

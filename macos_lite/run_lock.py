@@ -4,6 +4,8 @@ The lock is the file ``<out>/.lock``, created with ``O_CREAT | O_EXCL`` (atomic:
 exactly one succeeds) and holding the owner's pid and start time. A second run on the folder is refused,
 naming the holder. A lock left by a process that no longer exists (killed, machine rebooted) is taken over
 with a note.
+
+Used by ``macos-lite train`` (notebook 08).
 """
 
 from __future__ import annotations
