@@ -1,7 +1,8 @@
 """Checkpoints: atomic saving, safe loading, and loading published CNNGeo/WeakAlign weights.
 
 Our checkpoints are plain dicts of tensors and numbers, written atomically (temporary file + rename,
-so an interrupted save never leaves a truncated checkpoint) and read with ``weights_only=True``.
+so an interrupted save never leaves a truncated checkpoint) and read with ``weights_only=True``. A run
+starts from weights with :func:`load_init_weights` and resumes from :func:`load_training_checkpoint`.
 
 Taught in notebook 08 (training: checkpoints and resume); notebook 03 loads published weights.
 """
@@ -174,3 +175,43 @@ def load_weights(model, weights: dict, path) -> None:
                               + ": " + "; ".join(parts) + " tensors. The settings (backbone, image size, TPS grid, "
                               "feature stride) must be those the weights were trained with")
     model.load_state_dict(weights)
+
+
+def load_init_weights(model, path, cfg) -> None:
+    """Start ``model`` from ``path`` (``--init-weights``): a checkpoint of ours (its ``"model"``) or published
+    CNNGeo/WeakAlign weights (:func:`load_published_weights`).
+
+    Raises ``ValueError`` naming the file and the flags to pass when our checkpoint was trained with another
+    ``backbone`` or ``image_size`` than ``cfg`` (a resolved :class:`~macos_lite.train_config.TrainConfig`).
+    """
+    state = load_checkpoint(path)
+    if "model" in state:
+        trained = state.get("config", {})
+        mismatch = {k: (trained[k], getattr(cfg, k)) for k in ("backbone", "image_size")
+                    if k in trained and trained[k] != getattr(cfg, k)}
+        if mismatch:  # the heads' and decoder's shapes depend on both
+            fix = " ".join(f"--{k.replace('_', '-')} {was}" for k, (was, _) in mismatch.items())
+            raise ValueError(f"{path}: the checkpoint was trained with "
+                             + ", ".join(f"{k} = {was}" for k, (was, _) in mismatch.items())
+                             + ", this run uses " + ", ".join(f"{k} = {now}" for k, (_, now) in mismatch.items())
+                             + f"; pass {fix} (or another preset)")
+        load_weights(model, state["model"], path)
+    else:
+        load_published_weights(model, state)
+
+
+def load_training_checkpoint(path: Path) -> dict:
+    """The state of ``path`` (a ``last.pt`` of ``macos-lite train``) to ``--resume`` from, on the CPU.
+
+    Raises ``FileNotFoundError`` when there is no such file and ``ValueError`` when it lacks what resuming
+    needs (model, optimiser, scheduler, RNG states, step, history); both name the file and the fix.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint {path}; start without --resume or point --out at the "
+                                "folder of the run to continue")
+    state = load_checkpoint(path, map_location="cpu")
+    missing = [k for k in ("model", "optimizer", "scheduler", "rng", "step", "history") if k not in state]
+    if missing:
+        raise ValueError(f"--resume: {path} is not a training checkpoint (no {', '.join(missing)}); "
+                         "resume needs the last.pt that `macos-lite train` wrote")
+    return state

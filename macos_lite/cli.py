@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     previous, cli_common._debug = cli_common._debug, given
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during training (see macos_lite.training)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during training (see macos_lite.stop_signals)
         if debug:
             raise
         signum = int(getattr(exc, "signum", 2))

@@ -1,7 +1,7 @@
 """Stopping a long run cleanly: SIGINT / SIGTERM become a request that the loop honours at a step boundary.
 
 The trainer (:mod:`macos_lite.training`, notebook 08) checks :attr:`StopRequests.signum` between steps,
-saves a resumable ``last.pt`` and stops; a second signal stops at once (the previous save is then the last
+saves a resumable ``last.pt`` and stops with :class:`TrainingInterrupted`; a second signal stops at once (the previous save is then the last
 state). Outside the main thread Python cannot install handlers, and nothing is installed.
 """
 
@@ -9,6 +9,18 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped training at a step boundary, after ``last.pt`` was saved.
+
+    ``signum`` is the signal's number; ``out`` the run folder to ``--resume``.
+    """
+
+    def __init__(self, message: str, signum: int, out: Path):
+        super().__init__(message)
+        self.signum, self.out = signum, out
 
 
 class StopRequests:

@@ -26,15 +26,14 @@ continues exactly where a run stopped (bit-identical on CPU). Multi-GPU/multi-no
 command with ``torchrun``; each process takes its share of every global batch
 (DistributedDataParallel, gloo on CPU, nccl on CUDA).
 
-Taught in notebook 08 (training).
+Around the :class:`Trainer`: :mod:`macos_lite.training_data` (which images and pairs, the step batches),
+:mod:`macos_lite.validation` (the validation scores), :mod:`macos_lite.run_folder` (the run folder and its
+log) and :mod:`macos_lite.checkpoints`. Taught in notebook 08 (training).
 """
 
 from __future__ import annotations
 
-import atexit
-import json
 import math
-import os
 import signal
 import time
 from pathlib import Path
@@ -42,70 +41,28 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader
 
 from .backbones import build_perceptual
-from .cli_common import NoSpaceError, atomic_write, unwrapped_batches, writable_folder
-from .checkpoints import load_checkpoint, load_published_weights, load_weights, model_checkpoint, save_checkpoint
+from .cli_common import NoSpaceError, unwrapped_batches
+from .checkpoints import load_init_weights, load_training_checkpoint, load_weights, model_checkpoint, save_checkpoint
 from .device import resolve_device
-from .evaluation import ModelMethod, RansacMethod, evaluate_matching, pair_mask_jaccards
 from .losses import LossConfig, MaCoSLoss
-from .metrics import nanmean
 from .model import MaCoSNet
 from .pretrain import lr_schedule, pretrain_loss
+from .run_folder import append_log, open_run_folder, open_tensorboard, start_log, write_log
 from .run_state import distributed_env, rng_state, seed_everything, set_rng_state
-from .stop_signals import StopRequests
+from .stop_signals import StopRequests, TrainingInterrupted
 from .train_config import TrainConfig
-from .training_data import TrainingImages, holdout, pair_names, training_data, validation_data
-
+from .training_data import TrainingImages, holdout, pair_names, step_loader, training_data, validation_data
+from .validation import Validation
 
 
 class NonFiniteLossError(FloatingPointError):
     """A loss term or the gradient became NaN/inf; the message names the step and the term."""
 
 
-class RunExistsError(FileExistsError):
-    """``out`` already holds a run (``last.pt``/``best.pt``) and neither ``resume`` nor ``overwrite`` was set."""
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM stopped training at a step boundary, after ``last.pt`` was saved.
-
-    ``signum`` is the signal's number; ``out`` the run folder to ``--resume``.
-    """
-
-    def __init__(self, message: str, signum: int, out: Path):
-        super().__init__(message)
-        self.signum, self.out = signum, out
-
-
 def _loss_config(d) -> LossConfig:
     return d if isinstance(d, LossConfig) else LossConfig(**d)
-
-
-# ----------------------------------------------------------------------------------------------
-# Data
-# ----------------------------------------------------------------------------------------------
-
-
-class _StepBatches(torch.utils.data.Sampler):
-    """Batches of dataset indices for global steps ``start..stop-1``; this rank's share of each."""
-
-    def __init__(self, index_fn, start: int, stop: int, rank: int, world: int):
-        self.index_fn, self.start, self.stop, self.rank, self.world = index_fn, start, stop, rank, world
-
-    def __iter__(self):
-        for step in range(self.start, self.stop):
-            yield self.index_fn(step)[self.rank::self.world]
-
-    def __len__(self):
-        return max(0, self.stop - self.start)
-
-
-
-# ----------------------------------------------------------------------------------------------
-# Trainer
-# ----------------------------------------------------------------------------------------------
 
 
 class Trainer:
@@ -125,14 +82,14 @@ class Trainer:
             self.device = torch.device("cuda", local_rank)
             torch.cuda.set_device(self.device)
         self.out = Path(cfg.out)
-        if self.is_main:
-            self._prepare_out()
+        if self.is_main:  # lock the run folder; refuse to replace another run in it
+            self._lock = open_run_folder(self.out, cfg)
         seed_everything(cfg.seed)
 
         self.model = MaCoSNet(cfg.backbone, cfg.image_size, pretrained=cfg.pretrained,
                               backbone_mode=cfg.backbone_mode, feature_stride=cfg.feature_stride).to(self.device)
         if cfg.init_weights:
-            self._load_init(cfg.init_weights)
+            load_init_weights(self.model, cfg.init_weights, cfg)
         self.use_amp = cfg.amp == "bf16" or (cfg.amp == "auto" and self.device.type == "cuda")
         if cfg.channels_last == "on" or (cfg.channels_last == "auto" and self.device.type == "cuda"):
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -150,6 +107,8 @@ class Trainer:
         self.images, self.view, self.pool_sources = training_data(cfg, self.held_part, self.held_out)
         self.pseudo = self._build_pseudo_masks() if cfg.loss.active("prior") else None
         self.val_pairs, self.val_normalizer, self.val_source = validation_data(cfg, self.held_part, self.held_out)
+        self.validation = Validation(self.val_pairs, self.val_normalizer, cfg.batch_size, self.device,
+                                     cfg.loss.needs_masks)
         self.steps_per_epoch = cfg.steps_per_epoch or max(1, len(self.view) // cfg.batch_size)
         self.total_steps = cfg.pretrain_steps + cfg.epochs * self.steps_per_epoch
 
@@ -173,74 +132,6 @@ class Trainer:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def _prepare_out(self) -> None:
-        """Create the run folder, refuse to replace a run in it, and remove stale checkpoint temp files.
-
-        Raises :class:`RunExistsError` when ``out`` holds ``last.pt`` or ``best.pt`` and neither ``resume`` nor
-        ``overwrite`` is set, or when its ``config.json`` belongs to another run; a
-        :class:`~macos_lite.cli_common.UserError` naming the folder when it cannot be written, and
-        :class:`~macos_lite.run_lock.RunFolderBusyError` when another live run holds its lock.
-        """
-        out = writable_folder(self.out, "--out")  # the one writability check
-        from .run_lock import RunLock
-
-        self._lock = RunLock(out).acquire()  # before anything in the folder is read, moved or deleted
-        atexit.register(self._lock.release)
-        if self._lock.note:
-            print(self._lock.note)
-        try:
-            self._check_out()
-        except BaseException:
-            self._lock.release()  # refused: the folder is as it was
-            raise
-
-    def _check_out(self) -> None:
-        cfg, out = self.cfg, self.out
-        held = [name for name in ("last.pt", "best.pt") if (out / name).is_file()]
-        if not held and not cfg.resume and not cfg.overwrite:
-            self._refuse_a_foreign_config()
-        if held and not cfg.resume:
-            if not cfg.overwrite:
-                raise RunExistsError(
-                    f"--out {out} already holds a run ({', '.join(held)}); nothing was changed. Continue it with "
-                    f"--resume --out {out}, or start a new run with another --out (or replace this one with "
-                    "--overwrite)")
-            for name in held:  # asked for explicitly: the new run must not mix with the old one's checkpoints
-                (out / name).unlink()
-        # left by a checkpoint write that was killed (safe: the lock says no other run writes this folder)
-        for stale in [*out.glob(".*.pt.*.tmp"), *out.glob("*.pt.*.tmp")]:
-            stale.unlink(missing_ok=True)
-            print(f"removed {stale}, left by an interrupted checkpoint write")
-
-    # settings that may differ when the same run is started again (they do not change what is computed)
-    _RESTART_MAY_CHANGE = ("progress", "overwrite", "resume", "max_steps", "device", "num_workers",
-                           "checkpoint_every", "out")
-
-    def _refuse_a_foreign_config(self) -> None:
-        """Refuse an ``out`` whose ``config.json`` belongs to another run (other settings, or not ours): a new
-        run would replace it. The same command started again (e.g. after a crash before the first
-        checkpoint) may go on."""
-        path = self.out / "config.json"
-        if not path.exists():
-            return
-        try:
-            theirs = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            theirs = None
-        ours = json.loads(json.dumps(self.cfg.to_dict(), default=str))
-        if isinstance(theirs, dict):
-            differ = sorted(k for k in set(ours) | set(theirs) if k not in self._RESTART_MAY_CHANGE
-                            and ours.get(k) != theirs.get(k))
-            if not differ:
-                return
-            why = "the settings of another run (" + ", ".join(f"{k}: {theirs.get(k)!r}" for k in differ[:4]) + \
-                ("..." if len(differ) > 4 else "") + ")"
-        else:
-            why = "a file that is not a macos_lite run's settings"
-        raise RunExistsError(f"--out {self.out} already holds {path} with {why}; nothing was changed. Continue "
-                             f"that run with --resume --out {self.out}, choose another --out, or replace it with "
-                             "--overwrite")
-
     def _lr_factor(self, step: int) -> float:
         """Learning rate of step ``step`` over ``lr``: :func:`macos_lite.pretrain.lr_schedule` of each phase
         (``pretrain_lr`` with ``pretrain_schedule`` and its warm-up, then ``lr`` with ``scheduler``)."""
@@ -249,22 +140,6 @@ class Trainer:
             return cfg.pretrain_lr / cfg.lr * lr_schedule(step, cfg.pretrain_steps, cfg.pretrain_schedule,
                                                           cfg.pretrain_warmup)
         return lr_schedule(step - cfg.pretrain_steps, self.total_steps - cfg.pretrain_steps, cfg.scheduler)
-
-    def _load_init(self, path: str) -> None:
-        state = load_checkpoint(path)
-        if "model" in state:
-            trained = state.get("config", {})
-            mismatch = {k: (trained[k], getattr(self.cfg, k)) for k in ("backbone", "image_size")
-                        if k in trained and trained[k] != getattr(self.cfg, k)}
-            if mismatch:  # the heads' and decoder's shapes depend on both
-                fix = " ".join(f"--{k.replace('_', '-')} {was}" for k, (was, _) in mismatch.items())
-                raise ValueError(f"{path}: the checkpoint was trained with "
-                                 + ", ".join(f"{k} = {was}" for k, (was, _) in mismatch.items())
-                                 + ", this run uses " + ", ".join(f"{k} = {now}" for k, (_, now) in mismatch.items())
-                                 + f"; pass {fix} (or another preset)")
-            load_weights(self.model, state["model"], path)
-        else:
-            load_published_weights(self.model, state)
 
     def _build_pseudo_masks(self):
         """The co-localisation prior of the training set (no labels) as the first pseudo-masks; D's last bias
@@ -317,12 +192,8 @@ class Trainer:
         return [(k * self.cfg.batch_size + i) % n for i in range(self.cfg.batch_size)]
 
     def _loader(self, dataset, index_fn, start: int, stop: int):
-        cfg = self.cfg
-        sampler = _StepBatches(index_fn, start, stop, self.rank, self.world)
-        kw = dict(num_workers=cfg.num_workers, pin_memory=self.device.type == "cuda")
-        if cfg.num_workers:
-            kw.update(persistent_workers=False, prefetch_factor=4)
-        return DataLoader(dataset, batch_sampler=sampler, **kw)
+        return step_loader(dataset, index_fn, start, stop, self.rank, self.world, self.cfg.num_workers,
+                           pin_memory=self.device.type == "cuda")
 
     # ------------------------------------------------------------------------------------------
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
@@ -379,35 +250,8 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------
     def validate(self) -> dict:
-        """PCK@0.05/0.1 of the cascade on the validation pairs; co-segmentation J when they carry masks."""
-        if self.val_pairs is None:
-            return {}
-        method = ModelMethod(self.model, "cascade")
-        res = evaluate_matching(method, self.val_pairs, alphas=(0.05, 0.1), normalizers=(self.val_normalizer,),
-                                batch_size=self.cfg.batch_size, device=self.device)
-        metrics = {"val_pck@0.1": res.pck(alpha=0.1), "val_pck@0.05": res.pck(alpha=0.05),
-                   **self._ransac_reference(), "val_normalizer": self.val_normalizer}
-        if self.cfg.loss.needs_masks and "mask_A" in self.val_pairs[0]:
-            scores = pair_mask_jaccards(method, self.val_pairs, self.cfg.batch_size, self.device)
-            metrics["val_jaccard"] = nanmean(scores)
-        self.model.train()
-        return metrics
-
-    def _ransac_reference(self) -> dict:
-        """``{"val_pck_ransac@0.1": PCK}``: the training-free robust fit (:mod:`macos_lite.robust_fit`) of the
-        model's own correlation features on the validation pairs, computed once per run (at the first
-        validation: with a frozen encoder the features never change) and printed beside the learned PCK."""
-        if getattr(self, "_ransac_metrics", None) is None:
-            import warnings
-
-            with warnings.catch_warnings():  # its fallbacks are counted, not printed at every pair
-                warnings.simplefilter("ignore")
-                method = RansacMethod.of_model(self.model, device=self.device)
-                res = evaluate_matching(method, self.val_pairs, alphas=(0.1,), normalizers=(self.val_normalizer,),
-                                        batch_size=self.cfg.batch_size, device=self.device)
-            self._ransac_metrics = {"val_pck_ransac@0.1": res.pck(alpha=0.1),
-                                    "val_ransac_fallbacks": method.num_fallback}
-        return dict(self._ransac_metrics)
+        """The model's scores on the validation pairs (:meth:`macos_lite.validation.Validation.scores`)."""
+        return self.validation.scores(self.model)
 
     def state_dict(self) -> dict:
         return model_checkpoint(self.model, optimizer=self.optimizer.state_dict(),
@@ -439,14 +283,7 @@ class Trainer:
 
     def _resume(self) -> None:
         path = self.out / "last.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint {path}; start without --resume or point --out at the "
-                                    "folder of the run to continue")
-        state = load_checkpoint(path, map_location="cpu")
-        missing = [k for k in ("model", "optimizer", "scheduler", "rng", "step", "history") if k not in state]
-        if missing:
-            raise ValueError(f"--resume: {path} is not a training checkpoint (no {', '.join(missing)}); "
-                             "resume needs the last.pt that `macos-lite train` wrote")
+        state = load_training_checkpoint(path)
         load_weights(self.model, state["model"], path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -457,7 +294,7 @@ class Trainer:
         if self.pseudo is not None and state.get("pseudo_masks") is not None:
             self.pseudo.load_state_dict(state["pseudo_masks"])
         if self.is_main:  # records written after this checkpoint would come again: the log restarts from it
-            _write_log(self.out / "log.jsonl", self.history)
+            write_log(self.out / "log.jsonl", self.history)
 
     # ------------------------------------------------------------------------------------------
     def _stop_if_asked(self) -> None:
@@ -473,17 +310,11 @@ class Trainer:
     def _log(self, record: dict) -> None:
         self.history.append(record)
         if self.is_main:
-            with open(self.out / "log.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
-            if self._tb is not None:
-                for k, v in record.items():
-                    if isinstance(v, (int, float)) and k not in ("step", "epoch"):
-                        self._tb.add_scalar(k, v, record["step"])
+            append_log(self.out, record, self._tb)
 
     # ------------------------------------------------------------------------------------------
     def fit(self) -> dict:
         """Train from the current step to the end (or to ``max_steps``); returns a summary."""
-        cfg = self.cfg
         self._tb = None
         lock = getattr(self, "_lock", None)
         if lock is not None and not lock.held:  # fit() again after an earlier fit() released it
@@ -497,18 +328,10 @@ class Trainer:
     def _fit(self) -> dict:
         cfg = self.cfg
         if self.is_main:
-            log = self.out / "log.jsonl"
-            if self.step == 0 and log.exists():  # a fresh run in an old run's folder: keep the old log apart
-                log.rename(self.out / f"log-before-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
-            atomic_write(self.out / "config.json", json.dumps(cfg.to_dict(), indent=2, default=str))
+            start_log(self.out, cfg.to_dict(), fresh=self.step == 0)
             if self.step == 0:
                 self._log(self.setup_record())
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self._tb = SummaryWriter(str(self.out / "tensorboard"))
-            except ImportError:
-                pass
+            self._tb = open_tensorboard(self.out)
         stop = self.total_steps if cfg.max_steps is None else min(self.total_steps, cfg.max_steps)
         bar = None
         if cfg.progress and self.is_main:
@@ -610,20 +433,13 @@ class Trainer:
     def summary(self) -> dict:
         losses = [r for r in self.history if r.get("phase") == "weak"]
         return {"out": str(self.out), "steps": self.step, "best_val_pck@0.1": self.best if math.isfinite(self.best) else None,
-                **({"val_pck_ransac@0.1": self._ransac_metrics["val_pck_ransac@0.1"]}
-                   if getattr(self, "_ransac_metrics", None) else {}),
+                **({"val_pck_ransac@0.1": self.validation.ransac_metrics["val_pck_ransac@0.1"]}
+                   if self.validation.ransac_metrics else {}),
                 "first_weak_loss": losses[0]["loss"] if losses else None,
                 "last_weak_loss": losses[-1]["loss"] if losses else None,
                 "stopped_early": self.stopped_early,
                 **({"prior_seconds": round(self.prior_seconds, 1),
                     "pseudo_foreground": self.pseudo.foreground_fraction} if self.pseudo is not None else {})}
-
-
-def _write_log(path: Path, records: list[dict]) -> None:
-    """Replace the JSON-lines log at ``path`` by ``records`` (atomically)."""
-    from .cli_common import atomic_write
-
-    atomic_write(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
 def train(config: TrainConfig | None = None, **overrides) -> dict:

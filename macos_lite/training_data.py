@@ -10,6 +10,8 @@ Taught in notebook 08. A run's data, from its :class:`~macos_lite.train_config.T
   co-localisation prior and the pseudo-masks are computed on them);
 * :func:`validation_data` -- the validation pairs and their PCK normaliser (the benchmark's own
   protocol, :data:`macos_lite.evaluation.protocols.PROTOCOLS`).
+* :func:`step_loader` -- the batches of global steps ``start..stop-1`` (:class:`StepBatches`: each step's
+  indices are a function of the step, this process's share of them).
 """
 
 from __future__ import annotations
@@ -197,3 +199,27 @@ def pair_names(pairs) -> list[str]:
     records = records if idx is None else [records[i] for i in idx]
     return [f"{r.name_A} -> {r.name_B}" for r in records]
 
+
+
+class StepBatches(torch.utils.data.Sampler):
+    """Batches of dataset indices for global steps ``start..stop-1``: ``index_fn(step)``, this rank's share of
+    each (every ``world``-th index from ``rank``)."""
+
+    def __init__(self, index_fn, start: int, stop: int, rank: int, world: int):
+        self.index_fn, self.start, self.stop, self.rank, self.world = index_fn, start, stop, rank, world
+
+    def __iter__(self):
+        for step in range(self.start, self.stop):
+            yield self.index_fn(step)[self.rank::self.world]
+
+    def __len__(self):
+        return max(0, self.stop - self.start)
+
+
+def step_loader(dataset, index_fn, start: int, stop: int, rank: int, world: int, num_workers: int,
+                pin_memory: bool) -> torch.utils.data.DataLoader:
+    """A ``DataLoader`` of ``dataset`` yielding the batches of :class:`StepBatches` (one per global step)."""
+    kw = dict(num_workers=num_workers, pin_memory=pin_memory)
+    if num_workers:
+        kw.update(persistent_workers=False, prefetch_factor=4)
+    return torch.utils.data.DataLoader(dataset, batch_sampler=StepBatches(index_fn, start, stop, rank, world), **kw)

@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from macos_lite.checkpoints import load_checkpoint
-from macos_lite.training import RunExistsError, Trainer, TrainingInterrupted
+from macos_lite.run_folder import RunExistsError
+from macos_lite.stop_signals import TrainingInterrupted
+from macos_lite.training import Trainer
 from training_configs import tiny
 
 
