@@ -10,7 +10,10 @@ pair (s, t), s != t, at once:
 3. The source is warped with the affine map, ``s' = warp(s, theta_aff)``, re-encoded, and
    ``theta_tps = G2(correlation(f_s', f_t))`` (maps t's points into s'); the full map is the
    cascade ``p_s = T_aff(T_tps(p_t))`` (docs/differences.md D11).
-4. ``D([f_t, S_st])`` gives the mask logits of the target t, co-segmented with its partner s.
+4. ``D([f_t, S_st])`` gives the mask logits of the target t, co-segmented with its partner s (the paper's input,
+   ``decoder_input="paper"``); with ``decoder_input="cooccurrence"`` D sees ``[f_t, match, mutual, coloc]``
+   instead, statistics of co-occurrence that do not depend on the category or the partner's layout
+   (:mod:`macos_lite.cooccurrence`; the tuple's images are co-localised together).
 
 Taught in notebook 03 (predictor and cascade).
 """
@@ -25,6 +28,7 @@ import torch.nn as nn
 
 from . import geometry
 from .backbones import build_encoder, l2_normalize
+from .cooccurrence import EXTRA_CHANNELS, INPUTS, colocalize_tuples, decoder_input as cooccurrence_input
 from .correlation import correlation
 from .decoder import DEFAULT_WIDTHS, Decoder
 from .predictor import affine_head, tps_head
@@ -81,23 +85,27 @@ class MaCoSNet(nn.Module):
     by its own losses and through the composed map); feature_stride: 16 (the paper's) or 8 -- the stride
     of the features that are correlated (8: the encoder's last stage dilated, the same weights on a grid
     of ``image_size / 8`` cells; the decoder still starts from a stride-16 map, the correlation input
-    average-pooled 2 x 2).
+    average-pooled 2 x 2); decoder_input: ``"paper"`` (``[f_t, S_st]``, eq 4) or ``"cooccurrence"``
+    (:mod:`macos_lite.cooccurrence`: ``[f_t, match, mutual, co-localisation]``, C + 4 channels).
     """
 
     def __init__(self, backbone: str = "lite", image_size: int = 240, pretrained=True,
                  backbone_mode: str = "finetune", tps_grid_size: int = 3, decoder_widths=None,
-                 detach_affine_warp: bool = True, feature_stride: int = 16):
+                 detach_affine_warp: bool = True, feature_stride: int = 16, decoder_input: str = "paper"):
         super().__init__()
         if not isinstance(image_size, (int, float)) or isinstance(image_size, bool) or image_size < 32:
             raise ValueError(f"image_size must be a number of pixels of at least 32 (the stride-16 features' "
                              f"minimum), got {image_size!r}")
+        if decoder_input not in INPUTS:
+            raise ValueError(f"decoder_input must be one of {', '.join(INPUTS)}, got {decoder_input!r}")
         self.config = dict(backbone=backbone, image_size=int(image_size), tps_grid_size=int(tps_grid_size),
                            backbone_mode=backbone_mode, decoder_widths=decoder_widths,
-                           detach_affine_warp=detach_affine_warp, feature_stride=int(feature_stride))
+                           detach_affine_warp=detach_affine_warp, feature_stride=int(feature_stride), decoder_input=decoder_input)
         self.image_size = (int(image_size), int(image_size))
         self.tps_grid_size = int(tps_grid_size)
         self.detach_affine_warp = detach_affine_warp
         self.feature_stride = int(feature_stride)
+        self.decoder_input = decoder_input
         self.encoder = build_encoder(backbone, pretrained=pretrained, mode=backbone_mode,
                                      output_stride=self.feature_stride)
         with torch.no_grad():
@@ -110,7 +118,11 @@ class MaCoSNet(nn.Module):
         self.tps_head = tps_head(self.grid_size, self.tps_grid_size)
         widths = decoder_widths or DEFAULT_WIDTHS.get(backbone, (128, 64, 32))
         c = self.encoder.channels
-        self.decoder = Decoder(c[3] + h * w, (c[0], c[1], c[2]), tuple(widths))
+        if decoder_input == "paper":
+            dec_channels = c[3] + h * w
+        else:  # the statistics are taken on the stride-16 grid the decoder starts from
+            dec_channels = c[3] + EXTRA_CHANNELS
+        self.decoder = Decoder(dec_channels, (c[0], c[1], c[2]), tuple(widths))
 
     # ------------------------------------------------------------------------------------------
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -163,22 +175,42 @@ class MaCoSNet(nn.Module):
             theta_tps = self.tps_head(correlation(f_warped, f_tgt)).view(len(pairs), b, -1)
         mask_logits = None
         if masks:
-            mask_logits = self.decode_masks(f_src, f_tgt, [gather(s, 1) for s in skips], corr)
+            coloc = None
+            if self.decoder_input == "cooccurrence":  # the tuple's images are one set
+                g16 = self.coarse_features(f16)
+                coloc = gather(colocalize_tuples(g16.view(t, b, *g16.shape[1:])).flatten(0, 1), 1)
+            mask_logits = self.decode_masks(f_src, f_tgt, [gather(s, 1) for s in skips], corr, coloc)
             mask_logits = mask_logits.view(len(pairs), b, 1, *self.image_size)
         p = len(pairs)
         return MaCoSOutput(pairs=pairs, theta_aff=theta_aff.view(p, b, -1), corr=corr.view(p, b, *corr.shape[1:]),
                            theta_tps=theta_tps, mask_logits=mask_logits, image_size=self.image_size)
 
+    def _grid16(self, f: torch.Tensor) -> torch.Tensor:
+        """Features on the stride-16 grid the decoder starts from (average-pooled 2 x 2 at stride 8)."""
+        return torch.nn.functional.avg_pool2d(f, 2, ceil_mode=True) if self.feature_stride == 8 else f
+
+    def coarse_features(self, f: torch.Tensor) -> torch.Tensor:
+        """L2-normalised features on the decoder's stride-16 grid (the co-occurrence statistics' input)."""
+        return l2_normalize(self._grid16(f)) if self.feature_stride == 8 else f
+
     def decode_masks(self, f_src: torch.Tensor, f_tgt: torch.Tensor, skips_tgt: list[torch.Tensor],
-                     corr: torch.Tensor | None = None) -> torch.Tensor:
+                     corr: torch.Tensor | None = None, coloc: torch.Tensor | None = None) -> torch.Tensor:
         """D's mask logits ``(N, 1, H, W)`` of targets co-segmented with sources, from their encodings (see
-        :meth:`encode`): ``D([f_t, S_st])`` with the target's skip maps. ``corr`` = ``S_st`` if already computed.
-        Lets a caller encode each image of a set once and decode many pairs."""
-        corr = correlation(f_src, f_tgt) if corr is None else corr
-        dec_in = torch.cat((f_tgt, corr), dim=1)
-        if self.feature_stride == 8:  # the decoder up-samples from stride 16
-            dec_in = torch.nn.functional.avg_pool2d(dec_in, 2, ceil_mode=True)
-        return self.decoder(dec_in, skips_tgt, self.image_size)
+        :meth:`encode`) and the target's skip maps. Lets a caller encode each image of a set once and decode many
+        pairs.
+
+        ``decoder_input="paper"``: ``D([f_t, S_st])``; ``corr`` = ``S_st`` if already computed.
+        ``"cooccurrence"``: ``D([f_t, match, mutual, coloc])``; ``coloc`` ``(N, 2, h16, w16)`` are the targets'
+        co-localisation channels within their set (:func:`macos_lite.cooccurrence.colocalization_channels`;
+        default: each pair co-localised by itself).
+        """
+        if self.decoder_input == "paper":
+            corr = correlation(f_src, f_tgt) if corr is None else corr
+            return self.decoder(self._grid16(torch.cat((f_tgt, corr), dim=1)), skips_tgt, self.image_size)
+        g_src, g_tgt = self.coarse_features(f_src), self.coarse_features(f_tgt)
+        if coloc is None:
+            coloc = colocalize_tuples(torch.stack((g_src, g_tgt)))[1]
+        return self.decoder(cooccurrence_input(g_tgt, g_src, coloc), skips_tgt, self.image_size)
 
     # ------------------------------------------------------------------------------------------
     @torch.no_grad()

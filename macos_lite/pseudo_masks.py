@@ -43,11 +43,30 @@ def partner_lists(labels, partners: int, seed: int = 0) -> list[list[int]]:
 
 
 @torch.no_grad()
+def group_colocalization(model, f16: torch.Tensor, labels) -> torch.Tensor | None:
+    """The co-localisation channels ``(N, 2, h, w)`` of every image within its whole category (the group), for a
+    model whose decoder takes the co-occurrence input (None for the paper's input). f16: the model's encodings."""
+    if getattr(model, "decoder_input", "paper") != "cooccurrence":
+        return None
+    from .cooccurrence import colocalization_channels
+
+    g16 = model.coarse_features(f16)
+    labels = np.asarray(list(labels))
+    out = g16.new_zeros(len(g16), 2, *g16.shape[-2:])
+    for c in np.unique(labels):
+        idx = torch.from_numpy(np.flatnonzero(labels == c)).to(g16.device)
+        out[idx] = colocalization_channels(g16[idx])
+    return out
+
+
+@torch.no_grad()
 def model_masks(model, images: torch.Tensor, labels, partners: int = 3, batch_size: int = 8, device="cpu",
                 seed: int = 0) -> torch.Tensor:
     """D's mask probabilities of every image ``(N, 1, S, S)``, each the mean over ``partners`` partners of its
     category (the paper co-segments an image with others of its set). images ``(N, 3, S, S)`` at the model's
-    size. Each image is encoded once; the model is put in eval mode for the call and restored after."""
+    size. Each image is encoded once; the model is put in eval mode for the call and restored after. A decoder with
+    the co-occurrence input sees each image's co-localisation within its whole category
+    (:func:`group_colocalization`)."""
     plist = partner_lists(labels, partners, seed)
     was_training = model.training
     model.eval()
@@ -59,13 +78,15 @@ def model_masks(model, images: torch.Tensor, labels, partners: int = 3, batch_si
             skips.append(s)
         f16 = torch.cat(feats)
         skips = [torch.cat([s[j] for s in skips]) for j in range(3)]
+        coloc = group_colocalization(model, f16, labels)
         pairs = [(p, t) for t, ps in enumerate(plist) for p in ps]
         total = torch.zeros(len(images), 1, *images.shape[-2:])
         count = torch.zeros(len(images))
         for k in range(0, len(pairs), batch_size):
             src = torch.tensor([p for p, _ in pairs[k:k + batch_size]], device=f16.device)
             tgt = torch.tensor([t for _, t in pairs[k:k + batch_size]], device=f16.device)
-            logits = model.decode_masks(f16[src], f16[tgt], [s[tgt] for s in skips])
+            logits = model.decode_masks(f16[src], f16[tgt], [s[tgt] for s in skips],
+                                        coloc=None if coloc is None else coloc[tgt])
             total.index_add_(0, tgt.cpu(), torch.sigmoid(logits.float()).cpu())
             count.index_add_(0, tgt.cpu(), torch.ones(len(tgt)))
     finally:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 
 from . import paths
 from .backbones import MODES, available_backbones
+from .cooccurrence import INPUTS as DECODER_INPUTS
 from .losses import RECIPES, LossConfig
 from .presets import OFFICIAL, get_preset
 from .pretrain import SCHEDULES
@@ -72,6 +73,10 @@ class TrainConfig:
     feature_stride: int | None = setting(
         help="stride of the correlated features: 16 (paper) or 8 (dilated last stage, 2x finer grid)",
         choices=(16, 8))
+    decoder_input: str = setting(
+        "paper", help="what the decoder sees besides the target's features: cooccurrence (statistics of the correlation "
+             "and the co-localisation of the images seen together, for any category) or paper ([f_t, S_st]); "
+             "(docs/differences.md D23)", choices=DECODER_INPUTS)
     backbone_lr_scale: float = setting(0.1, "the encoder's learning rate as a multiple of --lr", minimum=0)
     decoder_lr_scale: float = setting(10.0, "the decoder's learning rate as a multiple of --lr (the decoder "
                                             "starts from scratch; G starts pre-trained)", minimum=0)
@@ -183,8 +188,8 @@ def official_recipe() -> dict:
     return dict(OFFICIAL)
 
 
-TABLE_SETTINGS = ("image_size", "backbone", "backbone_mode", "feature_stride", "batch_size", "pretrain_steps",
-                  "pretrain_lr", "pretrain_schedule", "pretrain_warmup", "pretrain_grad_clip", "epochs",
+TABLE_SETTINGS = ("image_size", "backbone", "backbone_mode", "feature_stride", "decoder_input", "batch_size",
+                  "pretrain_steps", "pretrain_lr", "pretrain_schedule", "pretrain_warmup", "pretrain_grad_clip", "epochs",
                   "steps_per_epoch", "lr", "scheduler", "backbone_lr_scale", "decoder_lr_scale", "num_train_images",
                   "val_pairs", "amp", "num_workers", "early_stop_drop")
 
