@@ -100,7 +100,8 @@ class MaCoSNet(nn.Module):
             raise ValueError(f"decoder_input must be one of {', '.join(INPUTS)}, got {decoder_input!r}")
         self.config = dict(backbone=backbone, image_size=int(image_size), tps_grid_size=int(tps_grid_size),
                            backbone_mode=backbone_mode, decoder_widths=decoder_widths,
-                           detach_affine_warp=detach_affine_warp, feature_stride=int(feature_stride), decoder_input=decoder_input)
+                           detach_affine_warp=detach_affine_warp, feature_stride=int(feature_stride),
+                           decoder_input=decoder_input)
         self.image_size = (int(image_size), int(image_size))
         self.tps_grid_size = int(tps_grid_size)
         self.detach_affine_warp = detach_affine_warp
