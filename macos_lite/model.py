@@ -5,7 +5,9 @@ For a tuple of T images (a pair, T = 2, or a triplet, T = 3) the forward pass ha
 pair (s, t), s != t, at once:
 
 1. ``f = E(images)`` -- one encoder call for all images; stride-16 features L2-normalised (stride 8 with
-   ``feature_stride=8``: the encoder's last stage dilated, a grid twice as fine for the correlation).
+   ``feature_stride=8``: the encoder's last stage dilated, a grid twice as fine for the correlation); with
+   ``feature_stages`` such as ``(16, 32)`` the correlated descriptor concatenates several stages on that grid
+   (multi-layer "hyperpixel" features, :mod:`macos_lite.hyperpixel`).
 2. ``S_st = correlation(f_s, f_t)`` and ``theta_aff = G1(S_st)`` (maps t's points into s).
 3. The source is warped with the affine map, ``s' = warp(s, theta_aff)``, re-encoded, and
    ``theta_tps = G2(correlation(f_s', f_t))`` (maps t's points into s'); the full map is the
@@ -31,6 +33,7 @@ from .backbones import build_encoder, l2_normalize
 from .cooccurrence import EXTRA_CHANNELS, INPUTS, colocalize_tuples, decoder_input as cooccurrence_input
 from .correlation import correlation
 from .decoder import DEFAULT_WIDTHS, Decoder
+from .hyperpixel import check_stages, correlation_features, stage_channels
 from .predictor import affine_head, tps_head
 
 
@@ -86,29 +89,34 @@ class MaCoSNet(nn.Module):
     of the features that are correlated (8: the encoder's last stage dilated, the same weights on a grid
     of ``image_size / 8`` cells; the decoder still starts from a stride-16 map, the correlation input
     average-pooled 2 x 2); decoder_input: ``"paper"`` (``[f_t, S_st]``, eq 4) or ``"cooccurrence"``
-    (:mod:`macos_lite.cooccurrence`: ``[f_t, match, mutual, co-localisation]``, C + 4 channels).
+    (:mod:`macos_lite.cooccurrence`: ``[f_t, match, mutual, co-localisation]``, C + 4 channels);
+    feature_stages: the encoder stages (strides 8, 16, 32, or a string like ``"16+32"``) whose L2-normalised maps
+    are concatenated into the correlated descriptor (:mod:`macos_lite.hyperpixel`; default ``(16,)``, the
+    paper's single stage; 32 needs a Lite backbone). ``ValueError`` for an unknown stage or decoder input.
     """
 
     def __init__(self, backbone: str = "lite", image_size: int = 240, pretrained=True,
                  backbone_mode: str = "finetune", tps_grid_size: int = 3, decoder_widths=None,
-                 detach_affine_warp: bool = True, feature_stride: int = 16, decoder_input: str = "paper"):
+                 detach_affine_warp: bool = True, feature_stride: int = 16, decoder_input: str = "paper",
+                 feature_stages=(16,)):
         super().__init__()
         if not isinstance(image_size, (int, float)) or isinstance(image_size, bool) or image_size < 32:
             raise ValueError(f"image_size must be a number of pixels of at least 32 (the stride-16 features' "
                              f"minimum), got {image_size!r}")
         if decoder_input not in INPUTS:
             raise ValueError(f"decoder_input must be one of {', '.join(INPUTS)}, got {decoder_input!r}")
+        self.feature_stages = check_stages(feature_stages)
         self.config = dict(backbone=backbone, image_size=int(image_size), tps_grid_size=int(tps_grid_size),
                            backbone_mode=backbone_mode, decoder_widths=decoder_widths,
                            detach_affine_warp=detach_affine_warp, feature_stride=int(feature_stride),
-                           decoder_input=decoder_input)
+                           decoder_input=decoder_input, feature_stages=list(self.feature_stages))
         self.image_size = (int(image_size), int(image_size))
         self.tps_grid_size = int(tps_grid_size)
         self.detach_affine_warp = detach_affine_warp
         self.feature_stride = int(feature_stride)
         self.decoder_input = decoder_input
         self.encoder = build_encoder(backbone, pretrained=pretrained, mode=backbone_mode,
-                                     output_stride=self.feature_stride)
+                                     output_stride=self.feature_stride, deep=32 in self.feature_stages)
         with torch.no_grad():
             was_training = self.encoder.training
             f = self.encoder.eval()(torch.zeros(1, 3, *self.image_size))
@@ -119,17 +127,19 @@ class MaCoSNet(nn.Module):
         self.tps_head = tps_head(self.grid_size, self.tps_grid_size)
         widths = decoder_widths or DEFAULT_WIDTHS.get(backbone, (128, 64, 32))
         c = self.encoder.channels
+        f_channels = stage_channels(self.encoder, self.feature_stages)
         if decoder_input == "paper":
-            dec_channels = c[3] + h * w
+            dec_channels = f_channels + h * w
         else:  # the statistics are taken on the stride-16 grid the decoder starts from
-            dec_channels = c[3] + EXTRA_CHANNELS
+            dec_channels = f_channels + EXTRA_CHANNELS
         self.decoder = Decoder(dec_channels, (c[0], c[1], c[2]), tuple(widths))
 
     # ------------------------------------------------------------------------------------------
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """``(N, 3, H, W)`` -> (L2-normalised stride-16 (or 8) features ``(N, C, h, w)``, [s2, s4, s8] maps)."""
+        """``(N, 3, H, W)`` -> (the correlated features ``(N, C, h, w)``: L2-normalised, on the stride-16 (or 8)
+        grid, of the ``feature_stages``; the [s2, s4, s8] maps for the decoder's skips)."""
         feats = self.encoder(images)
-        return l2_normalize(feats[3]), feats[:3]
+        return correlation_features(self.encoder, feats, self.feature_stages), feats[:3]
 
     def _stack(self, images) -> torch.Tensor:
         if isinstance(images, (list, tuple)):
@@ -172,7 +182,7 @@ class MaCoSNet(nn.Module):
         if tps:
             warp_theta = theta_aff.detach() if self.detach_affine_warp else theta_aff
             warped = geometry.warp_image(gather(flat, 0), warp_theta, "affine", check=False)
-            f_warped = l2_normalize(self.encoder(warped)[3])
+            f_warped = self.encode(warped)[0]
             theta_tps = self.tps_head(correlation(f_warped, f_tgt)).view(len(pairs), b, -1)
         mask_logits = None
         if masks:

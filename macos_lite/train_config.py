@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from . import paths
 from .backbones import MODES, available_backbones
 from .cooccurrence import INPUTS as DECODER_INPUTS
+from .hyperpixel import STAGE_CHOICES as FEATURE_STAGE_CHOICES
 from .losses import RECIPES, LossConfig
 from .presets import OFFICIAL, get_preset
 from .pretrain import SCHEDULES
@@ -73,6 +74,10 @@ class TrainConfig:
     feature_stride: int | None = setting(
         help="stride of the correlated features: 16 (paper) or 8 (dilated last stage, 2x finer grid)",
         choices=(16, 8))
+    feature_stages: str = setting(
+        "16", help="encoder stages (strides) whose L2-normalised maps are concatenated into the correlated "
+                   "descriptor, joined by '+' (16: the paper's; 16+32 adds Lite's stride-32 stage, multi-layer "
+                   "'hyperpixel' features)", choices=FEATURE_STAGE_CHOICES)
     decoder_input: str = setting(
         "paper", help="what the decoder sees besides the target's features: cooccurrence (statistics of the correlation "
              "and the co-localisation of the images seen together, for any category) or paper ([f_t, S_st]); "
@@ -188,7 +193,8 @@ def official_recipe() -> dict:
     return dict(OFFICIAL)
 
 
-TABLE_SETTINGS = ("image_size", "backbone", "backbone_mode", "feature_stride", "decoder_input", "batch_size",
+TABLE_SETTINGS = ("image_size", "backbone", "backbone_mode", "feature_stride", "feature_stages", "decoder_input",
+                  "batch_size",
                   "pretrain_steps", "pretrain_lr", "pretrain_schedule", "pretrain_warmup", "pretrain_grad_clip", "epochs",
                   "steps_per_epoch", "lr", "scheduler", "backbone_lr_scale", "decoder_lr_scale", "num_train_images",
                   "val_pairs", "amp", "num_workers", "early_stop_drop")

@@ -88,7 +88,7 @@ class Trainer:
 
         self.model = MaCoSNet(cfg.backbone, cfg.image_size, pretrained=cfg.pretrained,
                               backbone_mode=cfg.backbone_mode, feature_stride=cfg.feature_stride,
-                              decoder_input=cfg.decoder_input).to(self.device)
+                              decoder_input=cfg.decoder_input, feature_stages=cfg.feature_stages).to(self.device)
         if cfg.init_weights:
             load_init_weights(self.model, cfg.init_weights, cfg)
         self.use_amp = cfg.amp == "bf16" or (cfg.amp == "auto" and self.device.type == "cuda")

@@ -115,3 +115,11 @@ def test_the_notebooks_budgets_are_declared_for_every_preset_and_grow_with_it():
         assert PRESETS["smoke"].budgets[name] <= PRESETS["demo"].budgets[name] <= PRESETS["full"].budgets[name]
     assert all(set(p.budgets) == keys for p in PRESETS.values())
     assert get_preset("demo", image_size=48).budgets == PRESETS["demo"].budgets  # overrides keep the budgets
+
+
+def test_feature_stages_flag_takes_strides_joined_by_plus(capsys):
+    cfg = train_cli.config_from_args(_parser().parse_args(["--feature-stages", "16+32"]))
+    assert cfg.feature_stages == "16+32"
+    with pytest.raises(SystemExit) as exc:
+        _parser().parse_args(["--feature-stages", "24"])
+    assert exc.value.code == 2 and "--feature-stages" in capsys.readouterr().err
