@@ -921,12 +921,9 @@ def run(args: argparse.Namespace) -> int:
         grades = grade_submissions(args.submissions, args.solutions, args.out, args.timeout, args.jobs,
                                    isolation=args.isolation, manual=args.manual)
     except AssignmentError as exc:
-        from macos_lite.cli_common import debug_enabled
+        from macos_lite.cli_common import command_error
 
-        if debug_enabled():
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return command_error(exc)
     out = Path(args.out)
     print(f"graded {len({g.student for g in grades})} students (preset {GRADING_PRESET}, timeout {args.timeout:g} s "
           f"per notebook); gradebook in {out / 'gradebook.csv'}, feedback in {out / 'feedback'}/, grades in "
