@@ -115,3 +115,21 @@ def test_the_notebooks_budgets_are_declared_for_every_preset_and_grow_with_it():
         assert PRESETS["smoke"].budgets[name] <= PRESETS["demo"].budgets[name] <= PRESETS["full"].budgets[name]
     assert all(set(p.budgets) == keys for p in PRESETS.values())
     assert get_preset("demo", image_size=48).budgets == PRESETS["demo"].budgets  # overrides keep the budgets
+
+
+def test_pretrain_backbone_mode_takes_the_two_modes_with_fixed_bn(capsys):
+    """Pre-training keeps BN statistics fixed: only "frozen" and "last_stage" (backbones.PRETRAIN_MODES) are
+    accepted; the other encoder modes are refused with exit 2, naming the choices."""
+    import argparse
+
+    from macos_lite import train_cli
+
+    parser = argparse.ArgumentParser()
+    train_cli.add_arguments(parser)
+    for mode in ("frozen", "last_stage"):
+        assert parser.parse_args(["--pretrain-backbone-mode", mode]).pretrain_backbone_mode == mode
+    for mode in ("finetune", "frozen_bn"):
+        with pytest.raises(SystemExit) as info:
+            parser.parse_args(["--pretrain-backbone-mode", mode])
+        assert info.value.code == 2
+        assert "'frozen', 'last_stage'" in capsys.readouterr().err
