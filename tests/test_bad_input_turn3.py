@@ -490,7 +490,7 @@ def test_non_numeric_keypoints_name_the_file(tmp_path, capsys):
                             "--quiet"], capsys)
     assert code == 2
     message = one_paragraph(err)
-    assert "b.mat" in message and "pts_coord" in message and "not numbers" in message
+    assert "b.mat" in message and "pts_coord" in message and "text, not real numbers" in message
 
 
 def test_weights_that_do_not_fit_the_config_are_one_paragraph(tmp_path, capsys):
