@@ -583,4 +583,31 @@ def test_grade_command_reports_bad_input(tmp_path, capsys):
                               "--out", str(tmp_path / "o")])
     assert args.timeout == grade_cli.DEFAULT_TIMEOUT and args.jobs == 1
     assert grade_cli.run(args) == 2
-    assert "no such folder of submissions" in capsys.readouterr().err
+    assert f"SUBMISSIONS_DIR {tmp_path / 'nowhere'} does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("what, words", [
+    ("missing", "does not exist"),
+    ("file", "is a file, not a folder"),
+    ("broken link", "is a link to {tmp}/gone, which does not exist"),
+    ("empty", "holds no student sub-folder"),
+])
+def test_grade_on_a_submissions_path_that_is_not_a_folder_of_students(what, words, tmp_path, capsys):
+    from macos_lite import cli
+
+    path = tmp_path / "submissions"
+    if what == "file":
+        path.write_text("{}")
+    elif what == "broken link":
+        path.symlink_to(tmp_path / "gone")
+    elif what == "empty":
+        (path / ".hidden").mkdir(parents=True)
+        (path / "01.ipynb").write_text("{}")
+    out = tmp_path / "out"
+    code = cli.main(["grade", str(path), "--solutions", str(FIXTURES), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert captured.err == (f"error: SUBMISSIONS_DIR {path} {words.format(tmp=tmp_path)}; give the folder of "
+                            "submissions: one sub-folder per student holding that student's <notebook>.ipynb "
+                            "files\n")
+    assert not out.exists()  # nothing made before the mistake is found
