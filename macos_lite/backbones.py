@@ -38,6 +38,7 @@ import torch.nn.functional as F
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MODES = ("frozen", "finetune", "frozen_bn", "last_stage")
+PRETRAIN_MODES = ("frozen", "last_stage")  # the modes synthetic pre-training allows: BN statistics stay fixed
 
 
 def l2_normalize(features: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

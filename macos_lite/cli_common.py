@@ -360,3 +360,16 @@ def atomic_write(path, content: bytes | str | Callable, overwrite: bool = True, 
 def stderr(message: str) -> None:
     """Print ``error: <message>`` as one paragraph on stderr."""
     print(f"error: {paragraph(message)}", file=sys.stderr)
+
+
+def command_error(exc: BaseException, code: int = 2, message: str | None = None) -> int:
+    """A sub-command's answer to an error it expects: with ``--debug`` (or ``$MACOS_LITE_DEBUG``) ``exc`` is
+    re-raised so that its traceback shows; otherwise ``error: <message>`` (default: ``exc``'s own message) is
+    printed as one paragraph on stderr and ``code`` (2: a user mistake, 1: a failure) is returned as the exit code.
+
+    Use it in an ``except`` block: ``except AssignmentError as exc: return command_error(exc)``.
+    """
+    if debug_enabled():
+        raise exc
+    stderr(str(exc) if message is None else message)
+    return code

@@ -18,8 +18,8 @@ from pathlib import Path
 from . import metrics as M
 from . import report
 from .backbones import available_backbones
-from .cli_common import (NoSpaceError, UserError, check_fits_in_memory, debug_enabled, non_negative_int, number,
-                         pair_memory, paragraph, positive_int, writable_file)
+from .cli_common import (NoSpaceError, UserError, check_fits_in_memory, command_error, non_negative_int, number,
+                         pair_memory, positive_int, writable_file)
 from .data.imageio import DataError
 from .data.registry import NAMES
 from .device import cap_threads, resolve_device
@@ -145,10 +145,7 @@ def run(args: argparse.Namespace) -> int:
             flow_overwrite=args.overwrite)
     except (DataError, FileNotFoundError, EvaluationError, ValueError, RuntimeError, PermissionError,
             IsADirectoryError, UserError) as exc:
-        if debug_enabled():
-            raise
-        print(f"error: {paragraph(exc)}", file=sys.stderr)
-        return 2
+        return command_error(exc)
     print(report.format_text(summary))
     for warning in summary.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field, fields
 
 from . import paths
-from .backbones import MODES, available_backbones
+from .backbones import MODES, PRETRAIN_MODES, available_backbones
 from .cooccurrence import INPUTS as DECODER_INPUTS
 from .hyperpixel import STAGE_CHOICES as FEATURE_STAGE_CHOICES
 from .losses import RECIPES, LossConfig
@@ -66,7 +66,7 @@ class TrainConfig:
     pretrain_warmup: int | None = setting(help="warm-up steps of the cosine pre-training schedule", minimum=0)
     pretrain_grad_clip: float | None = setting(help="gradient-norm clip during pre-training", above=0)
     pretrain_backbone_mode: str = setting("frozen", "the encoder during pre-training: frozen, or its last stage "
-                                          "trained with BN fixed", choices=("frozen", "last_stage"))
+                                          "trained with BN fixed", choices=PRETRAIN_MODES)
     pretrain_images: str | None = setting(
         help="pre-training pool (no labels used): a folder of images, or dataset names joined by '+' "
              "(default: the training images plus the Weizmann horses when found; never add the images you "

@@ -466,21 +466,39 @@ def test_messages_name_the_flag_and_what_is_in_the_way(tmp_path, capsys):
     assert Path("afile").read_text() == "x"
 
 
+def _weizmann(root: Path, stems=("horse001", "horse002", "horse003")) -> Path:
+    """A Weizmann horse root: 50 x 40 RGB images and their 0/255 masks."""
+    rng = np.random.default_rng(0)
+    for sub in ("rgb", "figure_ground"):
+        (root / sub).mkdir(parents=True)
+    for stem in stems:
+        Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(root / "rgb" / f"{stem}.jpg")
+        Image.fromarray(np.where(rng.random((40, 50)) > 0.5, 255, 0).astype(np.uint8)).save(
+            root / "figure_ground" / f"{stem}.jpg")
+    return root
+
+
 @pytest.mark.parametrize("what", ["folder", "broken link"])
-def test_an_image_path_that_is_a_folder_or_a_broken_link_says_so(tmp_path, capsys, what):
-    root = _willow(tmp_path / "pfw")
-    image = root / "PF-dataset" / "car(G)" / "b.png"
-    image.unlink()
+@pytest.mark.parametrize("dataset, make, inside", [
+    ("pf-willow", _willow, "PF-dataset/car(G)/b.png"),  # an image
+    ("weizmann-horse", _weizmann, "figure_ground/horse002.jpg"),  # a mask
+])
+def test_a_data_path_that_is_a_folder_or_a_broken_link_says_so(tmp_path, capsys, dataset, make, inside, what):
+    root = make(tmp_path / "data")
+    path = root / inside
+    path.unlink()
+    target = tmp_path / f"moved-away{path.suffix}"
     if what == "folder":
-        image.mkdir()
+        path.mkdir()
     else:
-        image.symlink_to(tmp_path / "moved-away.png")
-    code, _, err = run_cli(["evaluate", "--dataset", "pf-willow", "--data-root", root, "--method", "identity",
+        path.symlink_to(target)
+    code, _, err = run_cli(["evaluate", "--dataset", dataset, "--data-root", root, "--method", "identity",
                             "--quiet"], capsys)
     assert code == 2
     message = one_paragraph(err)
-    expected = "is a folder, not a file" if what == "folder" else f"broken symbolic link to {tmp_path / 'moved-away.png'}"
-    assert "b.png" in message and expected in message and "file not found" not in message
+    expected = "is a folder, not a file" if what == "folder" else f"broken symbolic link to {target}"
+    assert f"{path}" in message and expected in message, message
+    assert "file not found" not in message and "download" not in message
 
 
 def test_non_numeric_keypoints_name_the_file(tmp_path, capsys):
@@ -490,7 +508,7 @@ def test_non_numeric_keypoints_name_the_file(tmp_path, capsys):
                             "--quiet"], capsys)
     assert code == 2
     message = one_paragraph(err)
-    assert "b.mat" in message and "pts_coord" in message and "not numbers" in message
+    assert "b.mat" in message and "pts_coord" in message and "text, not real numbers" in message
 
 
 def test_weights_that_do_not_fit_the_config_are_one_paragraph(tmp_path, capsys):

@@ -123,3 +123,21 @@ def test_feature_stages_flag_takes_strides_joined_by_plus(capsys):
     with pytest.raises(SystemExit) as exc:
         _parser().parse_args(["--feature-stages", "24"])
     assert exc.value.code == 2 and "--feature-stages" in capsys.readouterr().err
+
+
+def test_pretrain_backbone_mode_takes_the_two_modes_with_fixed_bn(capsys):
+    """Pre-training keeps BN statistics fixed: only "frozen" and "last_stage" (backbones.PRETRAIN_MODES) are
+    accepted; the other encoder modes are refused with exit 2, naming the choices."""
+    import argparse
+
+    from macos_lite import train_cli
+
+    parser = argparse.ArgumentParser()
+    train_cli.add_arguments(parser)
+    for mode in ("frozen", "last_stage"):
+        assert parser.parse_args(["--pretrain-backbone-mode", mode]).pretrain_backbone_mode == mode
+    for mode in ("finetune", "frozen_bn"):
+        with pytest.raises(SystemExit) as info:
+            parser.parse_args(["--pretrain-backbone-mode", mode])
+        assert info.value.code == 2
+        assert "'frozen', 'last_stage'" in capsys.readouterr().err

@@ -129,6 +129,34 @@ def test_pf_willow_malformed_inputs(willow):
         pairs[0]
 
 
+def _cell(*values):
+    cell = np.empty((1, len(values)), dtype=object)
+    cell[0, :] = values
+    return cell
+
+
+@pytest.mark.parametrize("content, words", [
+    (np.array(["left eye", "nose"]), "text"),
+    (_cell(np.array([1.0, 2.0]), "x"), "a cell array"),
+    ({"x": np.ones(2)}, "a struct"),
+    (np.array([[1 + 2j, 3.0], [4.0, 5.0]]), "complex numbers"),
+])
+@pytest.mark.parametrize("dataset", ["pf-pascal", "pf-willow"])
+def test_keypoints_that_are_not_real_numbers_name_the_file(tmp_path, dataset, content, words):
+    from macos_lite.data.pf_pascal import read_annotation
+    from macos_lite.data.pf_willow import read_keypoints
+
+    path = tmp_path / "odd name" / "2008_000123.mat"
+    path.parent.mkdir()
+    field, read = ("kps", read_annotation) if dataset == "pf-pascal" else ("pts_coord", read_keypoints)
+    scipy.io.savemat(path, {field: content, "bbox": np.array([1.0, 2.0, 3.0, 4.0])})
+    with pytest.raises(DataError) as info:
+        read(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: field '{field}' holds {words}, not real numbers")
+    assert f"macos-lite download {dataset}" in message
+
+
 def test_pf_willow_images(willow):
     images = PFWillowImages(willow, image_size=S)
     assert len(images) == 5 and images.labels == [0, 0, 0, 3, 3] and not images.has_masks

@@ -34,20 +34,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         manifest = make_assignment(args.sources, args.out, notes=notes)
     except AssignmentError as exc:
-        from macos_lite.cli_common import debug_enabled
+        from macos_lite.cli_common import command_error
 
-        if debug_enabled():
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2  # the sources or --out are wrong: a user mistake
+        return command_error(exc)  # the sources or --out are wrong: a user mistake
     except OSError as exc:  # --out cannot be created or written
-        from macos_lite.cli_common import debug_enabled
+        from macos_lite.cli_common import command_error
 
-        if debug_enabled():
-            raise
-        print(f"error: --out {args.out}: cannot write the student notebooks there ({exc.strerror or exc}); choose "
-              "a folder you can write", file=sys.stderr)
-        return 2
+        return command_error(exc, message=f"--out {args.out}: cannot write the student notebooks there "
+                                          f"({exc.strerror or exc}); choose a folder you can write")
     outcomes = dict(notes)
     for entry in manifest["notebooks"]:
         names = ", ".join(f"{e['name']} ({e['points']:g}, {len(e['hidden_cases'])} hidden)"

@@ -95,9 +95,9 @@ CONTAINMENT_ROW = "(containment)"
 MAX_BLOCKED = 200  # blocked actions kept per run (a loop could log millions)
 
 __all__ = [
-    "DEFAULT_TIMEOUT", "GRADING_PRESET", "CaseGrade", "ExerciseGrade", "NotebookGrade", "add_arguments",
-    "collect_answers", "grade_submissions", "grading_notebook", "main", "read_submission", "run",
-    "write_reports",
+    "DEFAULT_TIMEOUT", "GRADING_PRESET", "SUBMISSIONS_LAYOUT", "CaseGrade", "ExerciseGrade", "NotebookGrade",
+    "add_arguments", "check_submissions_folder", "collect_answers", "grade_submissions", "grading_notebook", "main",
+    "read_submission", "run", "write_reports",
 ]
 
 # papermill runs in its own process so that the grader can kill it (and the kernel) at the deadline
@@ -664,6 +664,34 @@ def _load_solutions(solutions) -> list[_Solution]:
     return loaded
 
 
+SUBMISSIONS_LAYOUT = "one sub-folder per student holding that student's <notebook>.ipynb files"
+
+
+def check_submissions_folder(path: str | Path) -> Path:
+    """``path`` as a ``Path`` when it is a folder of submissions (:data:`SUBMISSIONS_LAYOUT`).
+
+    Raises :class:`AssignmentError` naming ``path`` and the fix when it does not exist, is a file (or a link to
+    nothing), or holds no student sub-folder (e.g. the notebooks themselves).
+    """
+    path = Path(path)
+    if path.is_dir():
+        try:
+            students = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        except OSError as exc:
+            raise AssignmentError(f"SUBMISSIONS_DIR {path}: cannot read the folder ({exc.strerror or exc}); "
+                                  "give a folder you can read") from exc
+        if students:
+            return path
+        what = "holds no student sub-folder"
+    elif path.is_symlink():
+        what = f"is a link to {os.readlink(path)}, which does not exist"
+    elif path.exists():
+        what = "is a file, not a folder"
+    else:
+        what = "does not exist"
+    raise AssignmentError(f"SUBMISSIONS_DIR {path} {what}; give the folder of submissions: {SUBMISSIONS_LAYOUT}")
+
+
 def grade_submissions(submissions: str | Path, solutions, out_dir: str | Path,
                       timeout: float = DEFAULT_TIMEOUT, jobs: int = 1, progress=print,
                       isolation: str = "auto", manual: str | Path | None = None) -> list[NotebookGrade]:
@@ -680,9 +708,7 @@ def grade_submissions(submissions: str | Path, solutions, out_dir: str | Path,
     submissions, out_dir = Path(submissions), Path(out_dir)
     if isolation not in ISOLATIONS:
         raise AssignmentError(f"isolation must be one of {ISOLATIONS}, got {isolation!r}")
-    if not submissions.is_dir():
-        raise AssignmentError(f"{submissions}: no such folder of submissions "
-                              "(expected <student>/<notebook>.ipynb)")
+    check_submissions_folder(submissions)
     problem = sandbox_problem() if isolation != "guard" else None
     if isolation == "bwrap" and problem:
         raise AssignmentError(f"--isolation bwrap: {problem}")
@@ -910,8 +936,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Carry out parsed ``grade`` arguments; returns the process exit code."""
-    from macos_lite.cli_common import writable_folder
+    from macos_lite.cli_common import command_error, writable_folder
 
+    try:
+        check_submissions_folder(args.submissions)  # before --out is made
+    except AssignmentError as exc:
+        return command_error(exc)
     writable_folder(args.out, "--out")
     if args.jobs < 1 or args.timeout <= 0:
         print(f"error: --jobs must be at least 1 and --timeout positive, got {args.jobs} and {args.timeout:g}",
@@ -921,12 +951,7 @@ def run(args: argparse.Namespace) -> int:
         grades = grade_submissions(args.submissions, args.solutions, args.out, args.timeout, args.jobs,
                                    isolation=args.isolation, manual=args.manual)
     except AssignmentError as exc:
-        from macos_lite.cli_common import debug_enabled
-
-        if debug_enabled():
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return command_error(exc)
     out = Path(args.out)
     print(f"graded {len({g.student for g in grades})} students (preset {GRADING_PRESET}, timeout {args.timeout:g} s "
           f"per notebook); gradebook in {out / 'gradebook.csv'}, feedback in {out / 'feedback'}/, grades in "

@@ -304,12 +304,9 @@ def run(args: argparse.Namespace) -> int:
         manual = read_manual_grades(args.manual, students, questions)
         write_outputs(args.grades, manual)
     except AssignmentError as exc:
-        from macos_lite.cli_common import debug_enabled
+        from macos_lite.cli_common import command_error
 
-        if debug_enabled():
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return command_error(exc)
     print(f"{len(manual)} manual grades merged; gradebook in {Path(args.grades) / GRADEBOOK}, feedback in "
           f"{Path(args.grades) / FEEDBACK_DIR}/")
     return 0

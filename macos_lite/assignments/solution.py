@@ -14,7 +14,6 @@ they are the teacher's tests.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from .notebook import AssignmentError, find_exercises, find_questions, read_notebook
@@ -93,10 +92,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         print(solution_source(args.notebook, args.exercise, args.question, args.notebooks))
     except AssignmentError as exc:
-        from macos_lite.cli_common import debug_enabled
+        from macos_lite.cli_common import command_error
 
-        if debug_enabled():
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return command_error(exc)
     return 0

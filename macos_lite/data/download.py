@@ -612,12 +612,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         download(args.name, root, force=args.force, quiet=args.quiet)
     except DownloadError as exc:
-        from macos_lite.cli_common import debug_enabled
+        from macos_lite.cli_common import command_error
 
-        if debug_enabled():
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return command_error(exc, code=1)
     return 0
 
 

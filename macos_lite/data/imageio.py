@@ -213,11 +213,23 @@ def load_mat(path, fields, dataset: str | None = None) -> dict[str, np.ndarray]:
         )
     out = {f: np.asarray(data[f]) for f in fields}
     for f, value in out.items():
-        if not (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
-            raise DataError(f"{path}: field {f!r} holds {value.dtype} values, not numbers (e.g. text); the "
-                            f"annotation is not in the expected format: fix the file, or {download_hint(dataset)} "
-                            "again.")
+        what = _not_real_numbers(value.dtype)
+        if what:
+            raise DataError(f"{path}: field {f!r} holds {what}, not real numbers; the annotation is not in the "
+                            f"expected format: fix the file, or {download_hint(dataset)} again.")
     return out
+
+
+def _not_real_numbers(dtype: np.dtype) -> str | None:
+    """What a MATLAB field of ``dtype`` holds when it is not real numbers (``None`` when it is): text, a cell
+    array, a struct or complex numbers."""
+    if dtype.names:
+        return "a struct"
+    if np.issubdtype(dtype, np.complexfloating):
+        return "complex numbers"
+    if np.issubdtype(dtype, np.number) or dtype == bool:
+        return None
+    return {"U": "text", "S": "text", "O": "a cell array"}.get(dtype.kind, f"{dtype} values")
 
 
 TEXT_ENCODINGS = ("utf-8-sig", "utf-16", "cp1252", "latin-1")  # tried in order (latin-1 decodes any bytes)
