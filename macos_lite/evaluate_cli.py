@@ -124,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
             check_fits_in_memory(pair_memory(args.image_size, args.batch_size, args.checkpoint is not None),
                                  f"--image-size {args.image_size} (with --batch-size {args.batch_size})")
         if args.checkpoint is not None:
-            method = method_from_checkpoint(args.checkpoint, device, args.kind, refine=args.refine)
+            method = method_from_checkpoint(args.checkpoint, device, args.kind, refine=args.refine,
+                                            partners=args.partners)
         elif args.method == "ddt":
             method = DDTMethod(refine=args.refine, device=device)
         elif args.method in ("ransac", "ransac+tps"):

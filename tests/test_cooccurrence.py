@@ -107,3 +107,29 @@ def test_the_decoder_input_is_a_training_setting():
     assert TrainConfig(preset="smoke", out="-").resolved().decoder_input == "paper"
     cfg = TrainConfig(preset="smoke", out="-", decoder_input="cooccurrence").resolved()
     assert cfg.decoder_input == "cooccurrence"
+
+
+def test_a_cooccurrence_model_cosegments_each_category_as_one_set(tmp_path):
+    """Evaluated as a set (SetModelMethod): an image's mask depends on the images of its own category only."""
+    from macos_lite.evaluation import ModelMethod, SetModelMethod, method_from_checkpoint
+
+    torch.manual_seed(0)
+    model = MaCoSNet("lite", 64, pretrained=False, backbone_mode="frozen", decoder_input="cooccurrence").eval()
+    method = SetModelMethod(model, partners=2)
+    g = torch.Generator().manual_seed(1)
+    images = torch.rand(5, 3, 64, 64, generator=g)
+    labels = [0, 0, 0, 1, 1]
+    probs = method.cosegment_set(images, labels)
+    assert probs.shape == (5, 1, 64, 64) and bool(((probs >= 0) & (probs <= 1)).all())
+    changed = images.clone()
+    changed[3:] = torch.rand(2, 3, 64, 64, generator=g)  # another category's images replaced
+    again = method.cosegment_set(changed, labels)
+    torch.testing.assert_close(again[:3], probs[:3])
+    assert not torch.allclose(again[3:], probs[3:])
+    path = save_checkpoint(tmp_path / "c.pt", model_checkpoint(model))
+    assert isinstance(method_from_checkpoint(path), SetModelMethod)
+    paper = MaCoSNet("lite", 64, pretrained=False, backbone_mode="frozen")
+    with pytest.raises(ValueError, match="cooccurrence"):
+        SetModelMethod(paper)
+    path = save_checkpoint(tmp_path / "p.pt", model_checkpoint(paper))
+    assert type(method_from_checkpoint(path)) is ModelMethod

@@ -22,7 +22,8 @@ from .common import EvaluationError
 from .cosegmentation import CosegScores, evaluate_cosegmentation, pair_mask_jaccards, partner_indices
 from .keypoints import DIRECTIONS, MatchingResult, evaluate_matching
 from ..robust_fit import RansacMethod  # the training-free matching reference, evaluated like any method
-from .methods import DEFAULT_IMAGE_SIZE, KINDS, IdentityMethod, ModelMethod, describe_method, method_from_checkpoint
+from .methods import (DEFAULT_IMAGE_SIZE, KINDS, IdentityMethod, ModelMethod, SetModelMethod, describe_method,
+                      method_from_checkpoint)
 from .reference_masks import DDTMethod, EllipseMethod, ellipse_mask
 from .protocols import PROTOCOLS, Protocol, describe_coseg, describe_matching, describe_tss
 from .summary import CachedItems, evaluate_dataset, evenly_spread, to_json, write_json
@@ -30,7 +31,7 @@ from .tss import FlowScores, TSSResult, evaluate_tss, tss_flow
 
 __all__ = [
     "DDTMethod", "DEFAULT_IMAGE_SIZE", "DIRECTIONS", "EllipseMethod", "ellipse_mask", "KINDS", "PROTOCOLS", "CachedItems", "CosegScores", "EvaluationError",
-    "FlowScores", "IdentityMethod", "MatchingResult", "ModelMethod", "Protocol", "RansacMethod", "TSSResult", "describe_coseg",
+    "FlowScores", "IdentityMethod", "MatchingResult", "ModelMethod", "SetModelMethod", "Protocol", "RansacMethod", "TSSResult", "describe_coseg",
     "describe_matching", "describe_method", "describe_tss", "evaluate_cosegmentation", "evaluate_dataset",
     "evaluate_matching", "evaluate_tss", "evenly_spread", "method_from_checkpoint", "pair_mask_jaccards",
     "partner_indices", "to_json",

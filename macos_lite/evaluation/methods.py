@@ -73,7 +73,10 @@ class ModelMethod:
 
     def _probs(self, logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         """Mask probabilities at the input images' size; ``refine="edges"``: along their edges (guided filter)."""
-        probs = G.resize(torch.sigmoid(logits.float()), images.shape[-2:])
+        return self._refined(torch.sigmoid(logits.float()), images)
+
+    def _refined(self, probs: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        probs = G.resize(probs.float(), images.shape[-2:])
         if self.refine == "edges":
             from ..colocalization import edge_refine
 
@@ -112,9 +115,38 @@ class ModelMethod:
                 self._probs(out.mask_logits_of(1), images_B))
 
 
-def method_from_checkpoint(path, device="cpu", kind: str = "cascade", refine: str = "none") -> ModelMethod:
-    """A :class:`ModelMethod` of the MaCoSNet saved in ``path`` (a ``macos-lite train`` checkpoint)."""
+class SetModelMethod(ModelMethod):
+    """A MaCoSNet whose decoder takes the co-occurrence input (``decoder_input="cooccurrence"``), co-segmenting a
+    whole set as the DDT reference does: every image of a category is co-localised with all the category's images
+    (:func:`macos_lite.pseudo_masks.group_colocalization`) and its mask is the mean over ``partners`` partners of
+    the category (:func:`macos_lite.pseudo_masks.model_masks`, as the training refreshes its targets). Matching
+    and pair masks are :class:`ModelMethod`'s."""
+
+    def __init__(self, model, *args, partners: int = 3, **kw):
+        super().__init__(model, *args, **kw)
+        if getattr(model, "decoder_input", "paper") != "cooccurrence":
+            raise ValueError("SetModelMethod needs a model with decoder_input='cooccurrence'")
+        self.partners = int(partners)
+
+    @torch.no_grad()
+    def cosegment_set(self, images: torch.Tensor, labels) -> torch.Tensor:
+        """``images (N, 3, S, S)`` and their category labels -> foreground probabilities ``(N, 1, S, S)``."""
+        from ..pseudo_masks import model_masks
+
+        device = next(self.model.parameters()).device
+        probs = model_masks(self.model, G.resize(images, self.image_size), labels, partners=self.partners,
+                            device=device)
+        return self._refined(probs, images)
+
+
+def method_from_checkpoint(path, device="cpu", kind: str = "cascade", refine: str = "none",
+                           partners: int = 3) -> ModelMethod:
+    """The method of the MaCoSNet saved in ``path`` (a ``macos-lite train`` checkpoint): a :class:`ModelMethod`,
+    or a :class:`SetModelMethod` (``partners`` per image) when its decoder takes the co-occurrence input."""
     model = model_from_checkpoint(path, device=resolve_device(device))
+    if getattr(model, "decoder_input", "paper") == "cooccurrence":
+        return SetModelMethod(model, kind=kind, name=Path(path).stem, checkpoint=str(path), refine=refine,
+                              partners=partners)
     return ModelMethod(model, kind=kind, name=Path(path).stem, checkpoint=str(path), refine=refine)
 
 
