@@ -53,7 +53,8 @@ from .run_folder import append_log, open_run_folder, open_tensorboard, start_log
 from .run_state import distributed_env, rng_state, seed_everything, set_rng_state
 from .stop_signals import StopRequests, TrainingInterrupted
 from .train_config import TrainConfig
-from .training_data import TrainingImages, holdout, pair_names, step_loader, training_data, validation_data
+from .training_data import (TrainingImages, holdout, pair_names, step_loader, training_data, validation_data,
+                            validation_images)
 from .validation import Validation
 
 
@@ -108,8 +109,10 @@ class Trainer:
         self.images, self.view, self.pool_sources = training_data(cfg, self.held_part, self.held_out)
         self.pseudo = self._build_pseudo_masks() if cfg.loss.active("prior") else None
         self.val_pairs, self.val_normalizer, self.val_source = validation_data(cfg, self.held_part, self.held_out)
+        self.val_images, val_groups = validation_images(cfg, self.held_part, self.held_out)
+        self.val_source = self.val_source or val_groups
         self.validation = Validation(self.val_pairs, self.val_normalizer, cfg.batch_size, self.device,
-                                     cfg.loss.needs_masks)
+                                     cfg.loss.needs_masks, images=self.val_images)
         self.steps_per_epoch = cfg.steps_per_epoch or max(1, len(self.view) // cfg.batch_size)
         self.total_steps = cfg.pretrain_steps + cfg.epochs * self.steps_per_epoch
 
@@ -413,7 +416,7 @@ class Trainer:
         if self.pseudo is not None and every and (epoch + 1) % every == 0 and epoch + 1 < self.cfg.epochs:
             self._log({"step": self.step, "phase": "pseudo_refresh", "epoch": epoch, **self._refresh_pseudo_masks()})
         metrics = self._validate_main()
-        score = metrics.get("val_pck@0.1", math.nan)
+        score = metrics.get(self.validation.key, math.nan)
         record = {"step": self.step, "phase": "epoch_end", "epoch": epoch, **metrics}
         self._log(record)
         self.save()
@@ -425,7 +428,7 @@ class Trainer:
             self.save()
 
     def _keep_if_best(self, record: dict) -> None:
-        score = record.get("val_pck@0.1", math.nan)
+        score = record.get(self.validation.key, math.nan)
         if not math.isnan(score) and score > self.best:
             self.best = score
             record["best"] = True
@@ -433,7 +436,8 @@ class Trainer:
 
     def summary(self) -> dict:
         losses = [r for r in self.history if r.get("phase") == "weak"]
-        return {"out": str(self.out), "steps": self.step, "best_val_pck@0.1": self.best if math.isfinite(self.best) else None,
+        return {"out": str(self.out), "steps": self.step,
+                f"best_{self.validation.key}": self.best if math.isfinite(self.best) else None,
                 **({"val_pck_ransac@0.1": self.validation.ransac_metrics["val_pck_ransac@0.1"]}
                    if self.validation.ransac_metrics else {}),
                 "first_weak_loss": losses[0]["loss"] if losses else None,

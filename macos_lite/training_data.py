@@ -33,6 +33,10 @@ def validation_normalizer(dataset: str) -> str:
 
 # real sets with keypoint pairs but no official validation split: validation holds out some of their images
 HOLDOUT_DATASETS = ("pf-willow",)
+# co-segmentation sets of many groups: validation holds out whole groups (categories never trained on)
+HOLDOUT_GROUP_DATASETS = ("icoseg",)
+# the split of a part that trains (the others are read whole): the official one, or iCoseg's training groups
+TRAIN_SPLITS = {"pf-pascal": "train", "icoseg": "train"}
 
 
 def _part_root(cfg: TrainConfig, name: str, names: list[str]):
@@ -43,13 +47,16 @@ def holdout(cfg: TrainConfig) -> tuple[str | None, set[str]]:
     """(dataset part whose images are held out for validation, their names); (None, set()) when the run
     validates elsewhere (synthetic, an official val split, ``val_dataset``) or ``val_fraction`` is 0."""
     from .data.registry import get_images
-    from .data.split import holdout_names
+    from .data.split import holdout_categories, holdout_names
 
     names = cfg.dataset.split("+")
-    part = next((n for n in names if n in HOLDOUT_DATASETS), None)
+    part = next((n for n in names if n in HOLDOUT_DATASETS + HOLDOUT_GROUP_DATASETS), None)
     if part is None or cfg.val_dataset is not None or not cfg.val_fraction:
         return None, set()
-    images = get_images(part, root=_part_root(cfg, part, names), image_size=cfg.image_size)
+    images = get_images(part, root=_part_root(cfg, part, names), split=TRAIN_SPLITS.get(part),
+                        image_size=cfg.image_size)
+    if part in HOLDOUT_GROUP_DATASETS:
+        return part, holdout_categories(images, cfg.val_fraction)
     return part, holdout_names(images, cfg.val_fraction)
 
 
@@ -110,7 +117,7 @@ def training_image_parts(cfg: TrainConfig, image_size: int, held_part: str | Non
             parts[name] = get_images("synthetic", split="train", image_size=image_size,
                                      num_images=cfg.num_train_images, seed=cfg.seed)
         else:
-            raw = get_images(name, root=_part_root(cfg, name, names), split="train" if name == "pf-pascal" else None,
+            raw = get_images(name, root=_part_root(cfg, name, names), split=TRAIN_SPLITS.get(name),
                              image_size=image_size)
             if name == held_part:
                 raw = without_images(raw, held)
@@ -158,12 +165,29 @@ class TrainingImages:
         return torch.stack([(read(i).clamp(0, 1) * 255).round().to(torch.uint8) for i in range(len(self))])
 
 
+def validation_images(cfg: TrainConfig, held_part: str | None = None, held: set[str] = frozenset()):
+    """(the held-out groups' images with masks, a description) when whole groups of a co-segmentation set are
+    held out (:data:`HOLDOUT_GROUP_DATASETS`), else (None, None)."""
+    from .data.registry import get_images
+    from .data.split import only_images
+
+    if held_part not in HOLDOUT_GROUP_DATASETS or not held:
+        return None, None
+    names = cfg.dataset.split("+")
+    images = only_images(get_images(held_part, root=_part_root(cfg, held_part, names),
+                                    split=TRAIN_SPLITS.get(held_part), image_size=cfg.image_size), held)
+    groups = sorted({rec.category_name for rec in images.records})
+    return images, f"{held_part}: the {len(groups)} groups held out of training ({', '.join(groups)})"
+
+
 def validation_data(cfg: TrainConfig, held_part: str | None = None, held: set[str] = frozenset()):
     """(validation pairs or None, their PCK normaliser, a description); the pairs among the ``held`` images
     of ``held_part`` when there are any, else ``val_dataset`` / the dataset's official val split."""
     from .data.registry import get_pairs
     from .data.split import pairs_among
 
+    if held_part in HOLDOUT_GROUP_DATASETS:  # validated on images (validation_images), not pairs
+        return None, None, None
     if held_part is not None and held:
         names = cfg.dataset.split("+")
         pairs = pairs_among(get_pairs(held_part, root=_part_root(cfg, held_part, names), image_size=cfg.image_size),

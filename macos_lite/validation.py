@@ -3,30 +3,48 @@
 Taught in notebook 08 (training). :class:`Validation` holds a run's validation pairs
 (:func:`macos_lite.training_data.validation_data`) and scores a model on them: PCK@0.05/0.1 of the cascade
 (:func:`macos_lite.evaluation.evaluate_matching`), the training-free RANSAC reference of the model's own
-features beside it (:mod:`macos_lite.robust_fit`), and the co-segmentation J when the pairs carry masks.
+features beside it (:mod:`macos_lite.robust_fit`), and the co-segmentation J when the pairs carry masks; or,
+for a co-segmentation set validated on whole held-out groups, the J of those groups' images under the
+co-segmentation protocol (:func:`macos_lite.evaluation.evaluate_cosegmentation`: per group, then the mean).
 """
 
 from __future__ import annotations
 
-from .evaluation import ModelMethod, RansacMethod, evaluate_matching, pair_mask_jaccards
+from .evaluation import ModelMethod, RansacMethod, SetModelMethod, evaluate_cosegmentation, evaluate_matching, \
+    pair_mask_jaccards
 from .metrics import nanmean
 
 
 class Validation:
     """Scores of a model on ``pairs`` (a pair dataset, or None: no validation) with PCK normaliser
     ``normalizer``, in batches of ``batch_size`` on ``device``; ``masks``: also the co-segmentation J when
-    the pairs carry masks (``mask_A``)."""
+    the pairs carry masks (``mask_A``). ``images``: an image dataset with masks (held-out groups) scored by the
+    co-segmentation protocol instead of pairs; ``key`` is the score that chooses ``best.pt``."""
 
-    def __init__(self, pairs, normalizer: str, batch_size: int, device, masks: bool):
+    PARTNERS = 3  # a model's mask of a validation image: the mean over this many partners of its group
+
+    def __init__(self, pairs, normalizer: str, batch_size: int, device, masks: bool, images=None):
         self.pairs, self.normalizer, self.batch_size, self.device, self.masks = \
             pairs, normalizer, batch_size, device, masks
+        self.images = images
+        self.key = "val_jaccard" if pairs is None and images is not None else "val_pck@0.1"
         self.ransac_metrics: dict | None = None  # the reference, computed once per run
+
+    def image_scores(self, model) -> dict:
+        """``{"val_jaccard", "val_precision"}`` of the held-out groups' images (means over groups of the
+        per-group means), each image co-segmented within its group."""
+        cooccurrence = getattr(model, "decoder_input", "paper") == "cooccurrence"
+        method = SetModelMethod(model, partners=self.PARTNERS) if cooccurrence else ModelMethod(model)
+        res = evaluate_cosegmentation(method, self.images, partners=self.PARTNERS, batch_size=self.batch_size,
+                                      device=self.device).summary()
+        model.train()
+        return {"val_jaccard": res["jaccard"], "val_precision": res["precision"]}
 
     def scores(self, model) -> dict:
         """``{"val_pck@0.1", "val_pck@0.05", "val_pck_ransac@0.1", "val_ransac_fallbacks", "val_normalizer"}``
         (PCKs in [0, 1]) and ``"val_jaccard"`` with masks; ``{}`` without pairs. ``model`` is left in train mode."""
         if self.pairs is None:
-            return {}
+            return self.image_scores(model) if self.images is not None else {}
         method = ModelMethod(model, "cascade")
         res = evaluate_matching(method, self.pairs, alphas=(0.05, 0.1), normalizers=(self.normalizer,),
                                 batch_size=self.batch_size, device=self.device)
