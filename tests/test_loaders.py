@@ -16,6 +16,7 @@ from macos_lite.data.pf_willow import PFWillowImages, PFWillowPairs
 from macos_lite.data.registry import NAMES, collate, get_images, get_pairs
 from macos_lite.data.spair import SPairImages, SPairPairs
 from macos_lite.data.tss import TSSImages, TSSPairs
+from macos_lite.data.icoseg import ICosegImages
 from macos_lite.data.weizmann import WeizmannHorseImages
 
 PAIR_KEYS = {
@@ -138,7 +139,7 @@ def test_pf_willow_images(willow):
 
 def test_missing_roots_name_the_download_command(tmp_path):
     datasets = {PFWillowPairs: "pf-willow", PFPascalPairs: "pf-pascal", SPairPairs: "spair", TSSPairs: "tss",
-                InternetImages: "internet", WeizmannHorseImages: "weizmann-horse"}
+                InternetImages: "internet", WeizmannHorseImages: "weizmann-horse", ICosegImages: "icoseg"}
     for cls, name in datasets.items():
         with pytest.raises(DataNotFoundError, match=rf"{tmp_path}.*macos-lite download {name}"):
             cls(tmp_path)
