@@ -9,6 +9,7 @@ import scipy.io
 import torch
 from PIL import Image
 
+from macos_lite.data.icoseg import ICosegImages
 from macos_lite.data.imageio import DataError, DataNotFoundError, write_flo
 from macos_lite.data.internet import InternetImages
 from macos_lite.data.pf_pascal import PFPascalImages, PFPascalPairs
@@ -16,7 +17,6 @@ from macos_lite.data.pf_willow import PFWillowImages, PFWillowPairs
 from macos_lite.data.registry import NAMES, collate, get_images, get_pairs
 from macos_lite.data.spair import SPairImages, SPairPairs
 from macos_lite.data.tss import TSSImages, TSSPairs
-from macos_lite.data.icoseg import ICosegImages
 from macos_lite.data.weizmann import WeizmannHorseImages
 
 PAIR_KEYS = {

@@ -32,7 +32,7 @@ Defects and what is done (warnings name what was left out):
   (a ``ValueError``) naming the folder and the expected layout.
 
 Used by the co-segmentation evaluation (:mod:`macos_lite.evaluation`): P and J per group, then the mean
-over groups.
+over groups. Listed in notebook 00 (setup and data).
 """
 
 from __future__ import annotations
