@@ -153,8 +153,10 @@ def test_empty_or_missing_root_names_the_folder_and_layout(tmp_path):
     (empty / "ground_truth").mkdir()
     with pytest.raises(DataNotFoundError, match=rf"no group with at least 2 images and masks in {empty}"):
         ICosegImages(empty)
-    with pytest.raises(DataNotFoundError, match="macos-lite download icoseg"):
+    with pytest.raises(DataNotFoundError, match=r"absent does not exist.*macos-lite download icoseg"):
         ICosegImages(tmp_path / "absent")
+    with pytest.raises(DataNotFoundError, match=r"empty.images holds no iCoseg copy"):
+        ICosegImages(tmp_path / "empty" / "images")
 
 
 def test_protocol_means_per_group_then_over_groups(tree):

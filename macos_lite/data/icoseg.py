@@ -86,8 +86,9 @@ def find_layout(root) -> Path:
         base = root / sub if sub else root
         if (base / IMAGES).is_dir() and (base / MASKS).is_dir():
             return base
+    what = "holds no iCoseg copy" if root.is_dir() else "does not exist"
     raise DataNotFoundError(
-        f"{NAME}: {root} holds no iCoseg copy: expected {EXPECTED_LAYOUT} in it or in one of its folders "
+        f"{NAME}: {root} {what}: expected {EXPECTED_LAYOUT} in it or in one of its folders "
         f"{', '.join(s + '/' for s in LAYOUT_FOLDERS if s)}. To get it, {download_hint(NAME)} "
         "(or pass root= / --data-root pointing to the folder that contains images/ and ground_truth/).")
 
