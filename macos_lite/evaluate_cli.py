@@ -54,7 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "thresholded at 0.5) or edges (snapped to the image's colour edges by a guided filter, "
                              f"at {DEFAULT_IMAGE_SIZE} px or more)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the summary to this JSON file")
-    parser.add_argument("--split", default=None, help="pf-pascal: train/val/test; spair: trn/val/test (default: test)")
+    parser.add_argument("--split", default=None,
+                        help="pf-pascal: train/val/test; spair: trn/val/test; icoseg: train/test/all (a fixed group "
+                             "rule) (default: test)")
     parser.add_argument("--alpha", type=number(float, above=0), nargs="+", default=None, metavar="A",
                         help="PCK thresholds (default: the benchmark's, e.g. 0.05 0.1 0.15 for PF-WILLOW)")
     parser.add_argument("--normalizer", nargs="+", default=None, choices=M.NORMALIZERS,

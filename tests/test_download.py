@@ -414,7 +414,7 @@ def test_low_disk_space_is_reported_before_writing(server, tmp_path, monkeypatch
 
 def test_packaged_manifest_lists_the_benchmarks():
     sources = dl.load_sources()
-    assert set(sources) == {"pf-pascal", "pf-willow", "spair", "tss", "internet", "weizmann-horse"}
+    assert set(sources) == {"pf-pascal", "pf-willow", "spair", "tss", "internet", "weizmann-horse", "icoseg"}
     assert sources["weizmann-horse"]["manual"] and not sources["weizmann-horse"]["files"]
     for name, entry in sources.items():
         if entry.get("manual"):

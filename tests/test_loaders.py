@@ -9,6 +9,7 @@ import scipy.io
 import torch
 from PIL import Image
 
+from macos_lite.data.icoseg import ICosegImages
 from macos_lite.data.imageio import DataError, DataNotFoundError, write_flo
 from macos_lite.data.internet import InternetImages
 from macos_lite.data.pf_pascal import PFPascalImages, PFPascalPairs
@@ -166,7 +167,7 @@ def test_pf_willow_images(willow):
 
 def test_missing_roots_name_the_download_command(tmp_path):
     datasets = {PFWillowPairs: "pf-willow", PFPascalPairs: "pf-pascal", SPairPairs: "spair", TSSPairs: "tss",
-                InternetImages: "internet", WeizmannHorseImages: "weizmann-horse"}
+                InternetImages: "internet", WeizmannHorseImages: "weizmann-horse", ICosegImages: "icoseg"}
     for cls, name in datasets.items():
         with pytest.raises(DataNotFoundError, match=rf"{tmp_path}.*macos-lite download {name}"):
             cls(tmp_path)

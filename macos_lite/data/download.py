@@ -20,7 +20,8 @@ hash is never recorded as a reference -- a download cannot vouch for itself. A `
 user writes in the dataset folder is enforced the same way. A file whose hash does not match is renamed
 aside, never deleted. A file placed in the folder by hand is verified and extracted like a downloaded one,
 without network. Datasets without an official URL (``"manual"`` in the manifest, e.g. ``weizmann-horse``)
-are placed by hand; ``macos-lite download NAME`` says how and checks the result.
+are placed by hand; ``macos-lite download NAME`` says how and checks the result (exit 2 while they are
+missing; for ``icoseg`` it also counts the groups, images and masks of the placed copy).
 
 Taught in notebook 00 (setup and data).
 """
@@ -61,6 +62,7 @@ _TAR_FILTER = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
 
 __all__ = [
     "DownloadError", "SourceUnavailableError", "ChecksumError", "UnsafeArchiveError", "DiskSpaceError",
+    "ManualDataMissingError",
     "load_sources", "download", "dataset_status", "extract_archive", "sha256_file",
     "add_arguments", "run", "main",
 ]
@@ -84,6 +86,11 @@ class UnsafeArchiveError(DownloadError):
 
 class DiskSpaceError(DownloadError):
     """Not enough free space for the download or the extraction."""
+
+
+class ManualDataMissingError(DownloadError):
+    """A dataset without a download URL is not in place (or not usable); the message says where to put it.
+    The command exits with 2 for it, as for any other input the user has to fix."""
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -172,18 +179,37 @@ def download(name: str, root: str | Path | None = None, *, force: bool = False, 
     return folder
 
 
+# manual datasets whose placed copy is checked further: name -> module with check_copy(folder) -> str
+_MANUAL_CHECKS = {"icoseg": "macos_lite.data.icoseg"}
+
+
+def _has_marker(folder: Path, entry: dict) -> bool:
+    """``entry["marker"]`` (or one of its ``marker_alternatives``, e.g. inside the archive's own folder) exists."""
+    return any((folder / m).exists() for m in (entry["marker"], *entry.get("marker_alternatives", ())))
+
+
 def _manual_dataset(name: str, entry: dict, folder: Path, quiet: bool) -> Path:
-    """A dataset placed by hand: check that it is there, else explain where to put it."""
+    """A dataset placed by hand: check that it is there (and, for :data:`_MANUAL_CHECKS`, what it holds), else
+    explain where to put it (:class:`ManualDataMissingError`)."""
     title = entry.get("title", name)
-    if (folder / entry["marker"]).exists():
+    if _has_marker(folder, entry):
+        if name in _MANUAL_CHECKS:
+            import importlib
+
+            from macos_lite.data.imageio import DataError
+
+            try:
+                _say(quiet, importlib.import_module(_MANUAL_CHECKS[name]).check_copy(folder))
+            except DataError as exc:
+                raise ManualDataMissingError(f"{title}: the copy in {folder} is not usable: {exc}") from exc
         _say(quiet, f"{title} is in place in {folder}.")
         if entry.get("citation"):
             _say(quiet, f"Please cite: {entry['citation']}")
         _say_next_steps(quiet, name, entry, folder)
         return folder
-    raise DownloadError(f"{title} cannot be downloaded automatically. {entry['manual']} The dataset folder is "
-                        f"{folder} (or pass --root DIR to use DIR/{name}); then run `macos-lite download {name}` "
-                        "again to check it.")
+    raise ManualDataMissingError(
+        f"{title} cannot be downloaded automatically. {entry['manual']} The dataset folder is "
+        f"{folder} (or pass --root DIR to use DIR/{name}); then run `macos-lite download {name}` again to check it.")
 
 
 def dataset_status(name: str, root: str | Path | None = None, *,
@@ -191,7 +217,7 @@ def dataset_status(name: str, root: str | Path | None = None, *,
     """``"present"`` (verified and extracted), ``"incomplete"`` (started, not finished) or ``"missing"``."""
     entry = _entry(name, sources)
     folder = (Path(root).expanduser() if root is not None else data_root()) / name
-    if (folder / entry["marker"]).exists() and (entry.get("manual") or (folder / COMPLETE_STAMP).is_file()):
+    if _has_marker(folder, entry) and (entry.get("manual") or (folder / COMPLETE_STAMP).is_file()):
         return "present"
     return "incomplete" if folder.is_dir() and any(folder.iterdir()) else "missing"
 
@@ -614,7 +640,7 @@ def run(args: argparse.Namespace) -> int:
     except DownloadError as exc:
         from macos_lite.cli_common import command_error
 
-        return command_error(exc, code=1)
+        return command_error(exc, code=2 if isinstance(exc, ManualDataMissingError) else 1)
     return 0
 
 

@@ -48,6 +48,8 @@ MANUAL_SOURCES = {
     "weizmann-horse": "get the Weizmann Horse database (Borenstein & Ullman, ECCV 2002) by hand and put its "
                       "rgb/ and figure_ground/ folders under the dataset root (`macos-lite download "
                       "weizmann-horse` explains where)",
+    "icoseg": "request the iCoseg archive from its authors (Batra et al., CVPR 2010) and put its images/ and "
+              "ground_truth/ folders under the dataset root (`macos-lite download icoseg` explains where)",
 }
 
 

@@ -3,7 +3,8 @@
 A benchmark ``name`` (``"pf-willow"``, ``"tss"`` ...) is looked for, in this order, in
 
 1. a folder given by the caller (``root=``, ``--data-root``, a notebook's ``DATA_ROOT``): ``root/<name>`` or
-   the development layout ``root/<DEV_LAYOUT[name]>``;
+   the development layout ``root/<DEV_LAYOUT[name]>`` (or the official archive's folder,
+   ``root/<ARCHIVE_FOLDER[name]>``, e.g. iCoseg's ``dataset_public``);
 2. the shared development data named by ``$MACOS_LITE_SHARED_DATA``, the same two ways;
 3. the download folder, ``$MACOS_LITE_DATA/<name>`` (where ``macos-lite download`` puts it).
 
@@ -20,10 +21,13 @@ from pathlib import Path
 from .. import paths
 from .imageio import DataNotFoundError, download_hint
 
-__all__ = ["DEV_LAYOUT", "DataNotFoundError", "dataset_folder", "dataset_root", "find_dataset"]
+__all__ = ["ARCHIVE_FOLDER", "DEV_LAYOUT", "DataNotFoundError", "dataset_folder", "dataset_root", "find_dataset"]
 
 # folder names of the development subsets under $MACOS_LITE_SHARED_DATA
-DEV_LAYOUT = {"pf-willow": "pf-willow-dev", "tss": "tss-sample", "weizmann-horse": "weizmann-horse-dev"}
+DEV_LAYOUT = {"pf-willow": "pf-willow-dev", "tss": "tss-sample", "weizmann-horse": "weizmann-horse-dev",
+              "icoseg": "icoseg-dev"}
+# the folder an official archive unpacks to, when a data root may hold it directly
+ARCHIVE_FOLDER = {"icoseg": "dataset_public"}
 
 
 def find_dataset(name: str, root: str | Path | None = None) -> Path | None:
@@ -34,6 +38,7 @@ def find_dataset(name: str, root: str | Path | None = None) -> Path | None:
         if base is not None:
             base = Path(base).expanduser()
             candidates += [base / name, base / DEV_LAYOUT.get(name, name)]
+            candidates += [base / ARCHIVE_FOLDER[name]] if name in ARCHIVE_FOLDER else []
     candidates.append(paths.data_root() / name)
     return next((c for c in candidates if c.is_dir() and any(c.iterdir())), None)
 

@@ -1,6 +1,6 @@
 """Dataset names -> datasets, and :func:`collate`, which batches their items.
 
-Names: ``synthetic``, ``pf-pascal``, ``pf-willow``, ``spair``, ``tss``, ``internet``, ``weizmann-horse``.
+Names: ``synthetic``, ``pf-pascal``, ``pf-willow``, ``spair``, ``tss``, ``internet``, ``weizmann-horse``, ``icoseg``.
 ``get_pairs(name, ...)`` gives a *pair* dataset (matching / flow evaluation), ``get_images(name, ...)`` an
 *image* dataset (co-segmentation evaluation, weak-supervision training through :mod:`.views`). Without a
 ``root``, a dataset is looked up by :mod:`macos_lite.data.locate`.
@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 from macos_lite.data.items import annotated, keypoint_box, pad_keypoints, square_size
 from macos_lite.geometry import resize
 
-NAMES = ("synthetic", "pf-pascal", "pf-willow", "spair", "tss", "internet", "weizmann-horse")
+NAMES = ("synthetic", "pf-pascal", "pf-willow", "spair", "tss", "internet", "weizmann-horse", "icoseg")
 
 # name -> (module, class); modules are imported on first use
 _PAIR_DATASETS = {
@@ -37,10 +37,12 @@ _IMAGE_DATASETS = {
     "tss": ("tss", "TSSImages"),
     "internet": ("internet", "InternetImages"),
     "weizmann-horse": ("weizmann", "WeizmannHorseImages"),
+    "icoseg": ("icoseg", "ICosegImages"),
 }
 # datasets with official splits; the others are one set (split None, "all", "train" or "test")
-SPLITS = {"pf-pascal": ("train", "val", "test"), "spair": ("trn", "val", "test")}
-_DEFAULT_IMAGE_SPLIT = {"pf-pascal": "train", "spair": "trn", "synthetic": "train"}
+# (icoseg: a stated group rule, see macos_lite.data.icoseg; "all" = every group)
+SPLITS = {"pf-pascal": ("train", "val", "test"), "spair": ("trn", "val", "test"), "icoseg": ("all", "train", "test")}
+_DEFAULT_IMAGE_SPLIT = {"pf-pascal": "train", "spair": "trn", "synthetic": "train", "icoseg": "train"}
 _NO_SPLIT = (None, "all", "train", "test")
 
 
@@ -84,8 +86,8 @@ def get_pairs(name: str, root=None, split: str | None = "test", image_size=240, 
 def get_images(name: str, root=None, split: str | None = None, image_size=240, **kw):
     """Image dataset of benchmark ``name`` (image items, with ``labels``).
 
-    ``split=None`` takes the training split where there is one (PF-PASCAL ``train``, SPair ``trn``) and the
-    whole set elsewhere. For ``synthetic``, ``kw`` go to ``SyntheticImages`` (``num_images``, ``seed``).
+    ``split=None`` takes the training split where there is one (PF-PASCAL ``train``, SPair ``trn``, iCoseg
+    ``train`` groups; ``"all"`` for every group) and the whole set elsewhere. For ``synthetic``, ``kw`` go to ``SyntheticImages`` (``num_images``, ``seed``).
     """
     _check_name(name)
     split = split or _DEFAULT_IMAGE_SPLIT.get(name)

@@ -13,13 +13,16 @@ from .common import _key
 @dataclass(frozen=True)
 class Protocol:
     """The default protocol of a benchmark. task: ``"matching"``, ``"tss"`` (flow + co-segmentation),
-    ``"coseg"`` or ``"matching+coseg"`` (synthetic: keypoints and masks)."""
+    ``"coseg"`` or ``"matching+coseg"`` (synthetic: keypoints and masks). unit: what the co-segmentation
+    scores are averaged over before the final mean (``"class"``; iCoseg: ``"group"``, the same computation
+    over its groups, which is the iCoseg convention)."""
 
     task: str
     split: str | None = None
     alphas: tuple[float, ...] = ()
     normalizers: tuple[str, ...] = ()
     direction: str = "B_to_A"
+    unit: str = "class"
 
 
 PROTOCOLS = {
@@ -30,6 +33,9 @@ PROTOCOLS = {
     "tss": Protocol("tss", None, (0.05,)),
     "internet": Protocol("coseg"),
     "weizmann-horse": Protocol("coseg"),
+    # the test groups by default (macos_lite.data.icoseg's rule), so that a model trained on the train groups
+    # is never scored on them; --split all scores every group
+    "icoseg": Protocol("coseg", "test", unit="group"),
 }
 
 _NORMALIZER_TEXT = {
@@ -61,20 +67,23 @@ def describe_tss(alpha: float, mirror_flipped: bool) -> str:
             f"subset means; also reported without the flipped pairs.")
 
 
-def describe_coseg(partners: int | None, empty_gt: str, method=None) -> str:
-    """One sentence saying exactly how P and J were computed (``method``: the evaluated method, if any)."""
+def describe_coseg(partners: int | None, empty_gt: str, method=None, unit: str = "class") -> str:
+    """One sentence saying exactly how P and J were computed (``method``: the evaluated method, if any;
+    ``unit``: ``"class"`` or ``"group"`` (iCoseg), what the per-image scores are first averaged over)."""
+    group = "category" if unit == "class" else unit
+    units = {"class": "classes"}.get(unit, unit + "s") + (" (the iCoseg convention)" if unit == "group" else "")
     skip = "skipped in J" if empty_gt == "skip" else "scored in J (1 if the prediction is empty too, else 0)"
     if method is not None and hasattr(method, "cosegment_set") and partners is not None:
-        who = ("the method co-segments each category's images as one set: it sees all evaluated images of the "
-               "category at once (never their masks) and returns a probability map per image")
+        who = (f"the method co-segments each {group}'s images as one set: it sees all evaluated images of the "
+               f"{group} at once (never their masks) and returns a probability map per image")
     elif partners is None:
         who = "each image of a pair folder gets the mean of the probability maps of the directed pairs it appears in"
     else:
-        who = (f"each image is co-segmented with the next {partners} image(s) of its category in dataset order "
+        who = (f"each image is co-segmented with the next {partners} image(s) of its {group} in dataset order "
                f"(cyclic) and its probability map is the mean over these partners")
     if getattr(method, "refine", "none") == "edges":
         who += ("; each probability map is snapped to the image's colour edges by a guided filter (radius 1/8 of "
                 "the image side, eps 0.01) before averaging")
     return (f"Co-segmentation: {who}; probabilities resized bilinearly to the ground truth's resolution and "
-            f"thresholded at 0.5; P = pixel accuracy, J = foreground IoU; mean over images per class, then over "
-            f"classes; images with empty ground truth count in P and are {skip}.")
+            f"thresholded at 0.5; P = pixel accuracy, J = foreground IoU; mean over images per {unit}, then over "
+            f"{units}; images with empty ground truth count in P and are {skip}.")

@@ -42,7 +42,8 @@ def evaluate_dataset(name: str, method, root=None, split: str | None = None, ima
     (matching), directed items (TSS) or images (co-segmentation). Summary keys: ``dataset``, ``split``,
     ``num_pairs``, ``method``, ``protocol`` (a sentence per task), ``paper`` (the published tables),
     ``seconds``, and the task's results -- matching: :meth:`MatchingResult.summary`; co-segmentation:
-    :meth:`CosegScores.summary`; TSS: :meth:`TSSResult.summary`; synthetic: matching keys plus
+    :meth:`CosegScores.summary` (iCoseg adds ``per_group``, the same table as ``per_class``, and
+    ``num_groups``); TSS: :meth:`TSSResult.summary`; synthetic: matching keys plus
     ``precision``, ``jaccard`` and ``cosegmentation``. ``settings``: the values this evaluation actually used
     (image size, alphas, normalisers, direction, partners, ...). ``flow_out`` / ``flow_overwrite``: see
     :func:`~macos_lite.evaluation.tss.evaluate_tss`.
@@ -81,9 +82,11 @@ def evaluate_dataset(name: str, method, root=None, split: str | None = None, ima
         out.update(result.summary())
         protocol = [describe_tss(alphas[0], True), describe_coseg(None, empty_gt, method)]
     else:
-        seg = evaluate_cosegmentation(method, data, partners, empty_gt, max_images=max_pairs, **run)
-        out.update(seg.summary())
-        protocol = [describe_coseg(partners, empty_gt, method)]
+        seg = evaluate_cosegmentation(method, data, partners, empty_gt, max_images=max_pairs, **run).summary()
+        out.update(seg)
+        if proto.unit == "group":  # iCoseg: the per-class table is the per-group one; named so as well
+            out.update(per_group=seg["per_class"], num_groups=len(seg["per_class"]))
+        protocol = [describe_coseg(partners, empty_gt, method, proto.unit)]
     out["protocol"] = " ".join(protocol)
     out["settings"] = {"image_size": list(_square(image_size)), "alphas": list(alphas),
                        "normalizers": list(normalizers), "direction": direction if proto.task != "tss" else None,
