@@ -407,3 +407,27 @@ def test_score_widget_matches_a_brute_force_eq2_and_the_warp():
     reference = F.grid_sample(img_a[None], grid, align_corners=True)[0]
     assert np.allclose(panel_image(demo.figure, 0), reference.permute(1, 2, 0).numpy(), atol=1e-5)
     assert all(demo.controls[n].continuous_update for n in ("scale", "rotation", "tx", "phi"))
+
+
+def test_affine_and_tps_live_preview_is_the_warped_image():
+    from io import BytesIO
+
+    from PIL import Image as PILImage
+
+    img = smooth_image(32)
+    affine = affine_widget(img)
+    assert affine.controls["rotation"].continuous_update and affine.preview is not None
+    affine.controls["tx"].value = 0.25
+    theta = torch.tensor([[1.0, 0.0, 0.25], [0.0, 1.0, 0.0]])
+    grid = F.affine_grid(theta[None], (1, 3, 32, 32), align_corners=True)
+    reference = F.grid_sample(img[None], grid, align_corners=True)[0].permute(1, 2, 0).numpy()
+    shown = np.asarray(PILImage.open(BytesIO(affine.preview.value))).astype(float) / 255
+    assert shown.shape == (32, 32, 3) and np.abs(shown - reference).max() <= 0.5 / 255 + 1e-6
+    tps = tps_widget(img)
+    assert tps.controls["dx"].continuous_update
+    identity = np.asarray(PILImage.open(BytesIO(tps.preview.value))).astype(float) / 255
+    assert np.abs(identity - img.permute(1, 2, 0).numpy()).max() <= 0.5 / 255 + 1e-5
+    tps.controls["dx"].value = 0.3
+    moved = np.asarray(PILImage.open(BytesIO(tps.preview.value))).astype(float) / 255
+    assert np.abs(moved - tps.state["warped"].permute(1, 2, 0).numpy()).max() <= 0.5 / 255 + 1e-5
+    assert np.abs(moved - identity).max() > 0.05

@@ -157,6 +157,7 @@ class TPSDemo(Demo):
     """
 
     figsize = (11.0, 3.9)
+    live = True  # dx, dy follow the drag with a preview of the warped image
     layout = staticmethod(tps_layout)
     plot = staticmethod(plot_tps)
 
@@ -167,7 +168,7 @@ class TPSDemo(Demo):
         lattice = G.tps_control_points(self.grid_size, torch.float64)
         self.offsets = theta.view(2, -1).t() - lattice
         names = [f"P{k} (x={x:+.1f}, y={y:+.1f})" for k, (x, y) in enumerate(lattice.tolist())]
-        slider = {"min": -0.75, "max": 0.75, "step": 0.01, "continuous_update": False,
+        slider = {"min": -0.75, "max": 0.75, "step": 0.01, "continuous_update": True,
                   "readout_format": ".2f"}
         controls = {
             "point": widgets.Dropdown(options=[(name, k) for k, name in enumerate(names)], value=0,
