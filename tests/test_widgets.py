@@ -431,3 +431,15 @@ def test_affine_and_tps_live_preview_is_the_warped_image():
     moved = np.asarray(PILImage.open(BytesIO(tps.preview.value))).astype(float) / 255
     assert np.abs(moved - tps.state["warped"].permute(1, 2, 0).numpy()).max() <= 0.5 / 255 + 1e-5
     assert np.abs(moved - identity).max() > 0.05
+
+
+def test_tps_demo_starts_on_the_moved_point():
+    from macos_lite.widgets import tps_theta
+
+    offsets = torch.zeros(9, 2, dtype=torch.float64)
+    offsets[4] = torch.tensor([0.25, -0.15])  # what notebook 10 moves
+    demo = tps_widget(smooth_image(33), theta=tps_theta(offsets))
+    assert demo.controls["point"].value == 4
+    assert (demo.controls["dx"].value, demo.controls["dy"].value) == pytest.approx((0.25, -0.15))
+    assert torch.allclose(demo.theta, tps_theta(offsets))  # opening the demo moves nothing
+    assert tps_widget(smooth_image(33)).controls["point"].value == 0  # the identity: the first point
