@@ -157,6 +157,9 @@ class Demo(widgets.VBox):
     state : dict, the data the figure shows (arrays and numbers; see each demo's docstring).
     figure : the one matplotlib Figure the demo owns, redrawn in place (pyplot does not keep it).
     output : the ``ipywidgets.Output`` the figure is shown in (inside a Jupyter kernel only).
+    preview : with ``live = True`` (affine, TPS), an ``ipywidgets.Image`` holding a small PNG of
+        :meth:`live_image`, rewritten at every step of a drag; the figure is redrawn ``settle_s`` seconds
+        after the last change, i.e. once the slider is released.
 
     In a notebook the demo displays itself as a widget; where widgets cannot render (a notebook
     converted to HTML, a headless run) front ends fall back to a static picture of the figure.
