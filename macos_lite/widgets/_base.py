@@ -248,9 +248,9 @@ class Demo(widgets.VBox):
                 if self._pending is not None:
                     self._pending.cancel()
                 try:
-                    self._pending = asyncio.get_event_loop().call_later(self.settle_s, self.redraw)
+                    self._pending = asyncio.get_running_loop().call_later(self.settle_s, self.redraw)
                     return
-                except RuntimeError:  # no event loop: draw now
+                except RuntimeError:  # no running event loop (plain Python): draw now
                     pass
             self.redraw()
 
