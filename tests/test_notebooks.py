@@ -181,3 +181,20 @@ def test_notebook_runs_in_smoke(path, runs, tmp_path):
     check = EXPECT.get(path.stem)
     if check is not None:
         check(results)
+
+
+ASIDE = "> **Aside: the official code**"
+
+
+@pytest.mark.parametrize("stem", ["04_matching_loss", "06_decoder_and_contrastive_loss"])
+def test_the_official_code_is_one_aside(stem):
+    """The official code's departures sit in one marked box; elsewhere the text only links docs/differences.md."""
+    nb = nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4)
+    markdown = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    assert sum(s.count(ASIDE) for s in markdown) == 1, f"{stem}: exactly one '{ASIDE}' box"
+    for source in markdown:
+        box = False
+        for line in source.split("\n"):
+            box = line.startswith(ASIDE) or (box and line.startswith(">"))
+            if "official" in line.lower() and not box:
+                assert "docs/differences.md" in line, f"{stem}: 'official' outside the aside: {line!r}"

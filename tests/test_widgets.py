@@ -27,6 +27,7 @@ from macos_lite.widgets import (
     encode_pair,
     masks_widget,
     model_widget,
+    score_widget,
     tps_widget,
 )
 from macos_lite.widgets._base import artists
@@ -299,6 +300,8 @@ def demo_makers(pairs, tiny_model, lite_encoder):
         "correlation": (lambda: correlation_widget(a, b, features=features), "row", np.arange(20) % 4),
         "masks": (lambda: masks_widget(a, item["mask_A"]), "threshold", np.linspace(0.05, 0.95, 20)),
         "model": (lambda: model_widget(pairs, tiny_model), "alpha", np.linspace(0.02, 0.3, 20)),
+        "score": (lambda: score_widget(identity_correlation(4, 4), (64, 64), a, b), "rotation",
+                  np.linspace(-30, 30, 20)),
     }
 
 
@@ -306,7 +309,7 @@ def artist_count(fig) -> int:
     return len(fig.axes) + sum(len(ax.get_children()) for ax in fig.axes)
 
 
-@pytest.mark.parametrize("name", ["affine", "tps", "correlation", "masks", "model"])
+@pytest.mark.parametrize("name", ["affine", "tps", "correlation", "masks", "model", "score"])
 def test_no_figure_leak_when_sliders_move(name, demo_makers):
     make, control, values = demo_makers[name]
     open_before = plt.get_fignums()
@@ -343,3 +346,100 @@ def test_draw_functions_give_static_figures(pairs, tiny_model, lite_encoder):
     ]
     assert all(isinstance(f, Figure) and len(f.axes) >= 2 for f in figs)
     assert plt.get_fignums() == open_before
+
+
+# ----------------------------------------------------------------------------------------------
+# Matching score (eqs 1-3)
+# ----------------------------------------------------------------------------------------------
+
+
+def identity_correlation(h: int, w: int) -> torch.Tensor:
+    """S(p, q) = 1 iff p is q (source channels column-major, as the package lays them out)."""
+    corr = torch.zeros(1, h * w, h, w)
+    for r in range(h):
+        for c in range(w):
+            corr[0, c * h + r, r, c] = 1.0
+    return corr
+
+
+def test_score_widget_follows_the_dragged_shift_in_closed_form():
+    h = w = 6
+    size = (96, 96)  # 16 px per cell
+    demo = score_widget(identity_correlation(h, w), size)
+    assert demo.state["score"] == pytest.approx(1.0, abs=1e-6)  # every cell lands on itself
+    for tx in (0.05, 0.1, 0.2):
+        demo.controls["tx"].value = tx
+        shift_cells = tx * (size[1] - 1) / 2 / 16  # normalised -> pixels (align_corners) -> cells
+        # the tent of eq 1 (phi = 1) keeps 1 - |dx| of each cell's own correlation
+        assert demo.state["score"] == pytest.approx(1 - shift_cells, abs=1e-6)
+        assert np.allclose(demo.state["score_map"].numpy(), 1 - shift_cells, atol=1e-6)
+    demo.controls["phi"].value = 2.0  # a wider tent: 1 - |dx| / 2
+    assert demo.state["score"] == pytest.approx(1 - 0.2 * 95 / 2 / 16 / 2, abs=1e-6)
+    drawn = np.asarray(artists(demo.figure, "score-map")[0].get_array())
+    assert np.allclose(drawn, demo.state["score_map"].numpy())
+
+
+def test_score_widget_matches_a_brute_force_eq2_and_the_warp():
+    g = torch.Generator().manual_seed(3)
+    h, w, size = 4, 5, (64, 80)
+    corr = torch.rand(1, h * w, h, w, generator=g)
+    img_a, img_b = torch.rand(3, *size, generator=g), torch.rand(3, *size, generator=g)
+    demo = score_widget(corr, size, img_a, img_b)
+    demo.controls["rotation"].value = 20.0
+    demo.controls["ty"].value = -0.15
+    c, s = math.cos(math.radians(20)), math.sin(math.radians(20))
+    theta = torch.tensor([[c, -s, 0.0], [s, c, -0.15]], dtype=torch.float64)  # written by hand
+    expected = torch.zeros(h, w, dtype=torch.float64)
+    for r in range(h):
+        for col in range(w):  # target cell centre in pixels, normalised with align_corners=True
+            x, y = col * 16 + 7.5, r * 16 + 7.5
+            xn, yn = 2 * x / (size[1] - 1) - 1, 2 * y / (size[0] - 1) - 1
+            u, v = (theta @ torch.tensor([xn, yn, 1.0], dtype=torch.float64)).tolist()
+            cx = ((u + 1) * (size[1] - 1) / 2 - 7.5) / 16  # mapped position in source cells
+            cy = ((v + 1) * (size[0] - 1) / 2 - 7.5) / 16
+            for pr in range(h):
+                for pc in range(w):
+                    tent = max(0.0, 1 - abs(cx - pc)) * max(0.0, 1 - abs(cy - pr))
+                    expected[r, col] += tent * float(corr[0, pc * h + pr, r, col])
+    assert torch.allclose(demo.state["score_map"], expected, atol=1e-5)
+    assert demo.state["score"] == pytest.approx(float(expected.mean()), abs=1e-5)
+    grid = F.affine_grid(theta[None].float(), (1, 3, *size), align_corners=True)
+    reference = F.grid_sample(img_a[None], grid, align_corners=True)[0]
+    assert np.allclose(panel_image(demo.figure, 0), reference.permute(1, 2, 0).numpy(), atol=1e-5)
+    assert all(demo.controls[n].continuous_update for n in ("scale", "rotation", "tx", "phi"))
+
+
+def test_affine_and_tps_live_preview_is_the_warped_image():
+    from io import BytesIO
+
+    from PIL import Image as PILImage
+
+    img = smooth_image(32)
+    affine = affine_widget(img)
+    assert affine.controls["rotation"].continuous_update and affine.preview is not None
+    affine.controls["tx"].value = 0.25
+    theta = torch.tensor([[1.0, 0.0, 0.25], [0.0, 1.0, 0.0]])
+    grid = F.affine_grid(theta[None], (1, 3, 32, 32), align_corners=True)
+    reference = F.grid_sample(img[None], grid, align_corners=True)[0].permute(1, 2, 0).numpy()
+    shown = np.asarray(PILImage.open(BytesIO(affine.preview.value))).astype(float) / 255
+    assert shown.shape == (32, 32, 3) and np.abs(shown - reference).max() <= 0.5 / 255 + 1e-6
+    tps = tps_widget(img)
+    assert tps.controls["dx"].continuous_update
+    identity = np.asarray(PILImage.open(BytesIO(tps.preview.value))).astype(float) / 255
+    assert np.abs(identity - img.permute(1, 2, 0).numpy()).max() <= 0.5 / 255 + 1e-5
+    tps.controls["dx"].value = 0.3
+    moved = np.asarray(PILImage.open(BytesIO(tps.preview.value))).astype(float) / 255
+    assert np.abs(moved - tps.state["warped"].permute(1, 2, 0).numpy()).max() <= 0.5 / 255 + 1e-5
+    assert np.abs(moved - identity).max() > 0.05
+
+
+def test_tps_demo_starts_on_the_moved_point():
+    from macos_lite.widgets import tps_theta
+
+    offsets = torch.zeros(9, 2, dtype=torch.float64)
+    offsets[4] = torch.tensor([0.25, -0.15])  # what notebook 10 moves
+    demo = tps_widget(smooth_image(33), theta=tps_theta(offsets))
+    assert demo.controls["point"].value == 4
+    assert (demo.controls["dx"].value, demo.controls["dy"].value) == pytest.approx((0.25, -0.15))
+    assert torch.allclose(demo.theta, tps_theta(offsets))  # opening the demo moves nothing
+    assert tps_widget(smooth_image(33)).controls["point"].value == 0  # the identity: the first point

@@ -8,6 +8,8 @@
   ``correlation_widget(image_A, image_B)`` with ``row, col, measure``;
 * masks (eqs 6 and 10): ``draw_masks(image, prob, threshold)``; ``masks_widget(image, prob, theta)`` with
   ``threshold, binary``;
+* matching score (eqs 1-3): ``draw_score(corr, theta, image_size)``; ``score_widget(corr, image_size,
+  image_A, image_B)`` with the affine parameters and ``phi``;
 * model explorer: ``draw_model(item, model)``; ``model_widget(pairs, model)`` with ``pair, alpha, kind``
   (and ``model`` when given a dict of models).
 
@@ -30,6 +32,7 @@ from .affine import AffineDemo, affine_params, affine_theta, affine_widget, draw
 from .correlation import CorrelationDemo, correlation_widget, draw_correlation, encode_pair
 from .explorer import ModelDemo, draw_model, model_widget, predict_pair
 from .masks import MasksDemo, draw_masks, masks_widget
+from .score import ScoreDemo, draw_score, score_widget
 from .tps import TPSDemo, draw_tps, tps_theta, tps_widget
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "Demo",
     "MasksDemo",
     "ModelDemo",
+    "ScoreDemo",
     "TPSDemo",
     "affine_params",
     "affine_theta",
@@ -47,11 +51,13 @@ __all__ = [
     "draw_correlation",
     "draw_masks",
     "draw_model",
+    "draw_score",
     "draw_tps",
     "encode_pair",
     "masks_widget",
     "model_widget",
     "predict_pair",
+    "score_widget",
     "tps_theta",
     "tps_widget",
 ]

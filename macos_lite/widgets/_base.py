@@ -122,6 +122,17 @@ def png_bytes(fig) -> bytes:
     return buf.getvalue()
 
 
+def image_png(image: torch.Tensor) -> bytes:
+    """A small PNG of an image ``(C, H, W)`` in [0, 1] (rounded to 8 bits): the cheap live preview."""
+    from PIL import Image as PILImage
+
+    array = (image.clamp(0, 1) * 255).round().byte()
+    array = array[0].numpy() if array.shape[0] == 1 else array.permute(1, 2, 0).numpy()
+    buf = io.BytesIO()
+    PILImage.fromarray(array).save(buf, format="png")
+    return buf.getvalue()
+
+
 def in_kernel() -> bool:
     """True inside a Jupyter kernel (where outputs can be displayed), False in plain Python."""
     return getattr(get_ipython(), "kernel", None) is not None
@@ -146,12 +157,17 @@ class Demo(widgets.VBox):
     state : dict, the data the figure shows (arrays and numbers; see each demo's docstring).
     figure : the one matplotlib Figure the demo owns, redrawn in place (pyplot does not keep it).
     output : the ``ipywidgets.Output`` the figure is shown in (inside a Jupyter kernel only).
+    preview : with ``live = True`` (affine, TPS), an ``ipywidgets.Image`` holding a small PNG of
+        :meth:`live_image`, rewritten at every step of a drag; the figure is redrawn ``settle_s`` seconds
+        after the last change, i.e. once the slider is released.
 
     In a notebook the demo displays itself as a widget; where widgets cannot render (a notebook
     converted to HTML, a headless run) front ends fall back to a static picture of the figure.
     """
 
     figsize = (8.0, 3.6)
+    live = False  # True: sliders update while dragged; a cheap preview follows, the figure follows at rest
+    settle_s = 0.3  # the full redraw waits for this long without a change (the slider's release)
 
     def __init__(self, controls: dict, rows: list | None = None):
         super().__init__()
@@ -163,7 +179,9 @@ class Demo(widgets.VBox):
         self.state: dict = {}
         self._quiet = False
         rows = rows if rows is not None else [widgets.HBox(list(self.controls.values()))]
-        self.children = (*rows, self.output)
+        self.preview = widgets.Image(format="png", layout=widgets.Layout(width="160px")) if self.live else None
+        self._pending = None
+        self.children = (*rows, widgets.HBox([self.preview, self.output]) if self.live else self.output)
         for name, control in self.controls.items():
             if "value" in control.trait_names():
                 control.observe(lambda _, name=name: self._on_change(name), names="value")
@@ -178,6 +196,10 @@ class Demo(widgets.VBox):
 
     def plot(self, axes: list, state: dict) -> None:
         raise NotImplementedError
+
+    def live_image(self, state: dict) -> torch.Tensor:
+        """The image ``(C, H, W)`` the live preview shows while a slider moves (default: ``state["warped"]``)."""
+        return state["warped"]
 
     def on_change(self, name: str) -> None:
         """Called after control ``name`` changed, before the state is recomputed (to sync linked controls)."""
@@ -217,10 +239,27 @@ class Demo(widgets.VBox):
         """Recompute the state from the controls; in a kernel, redraw and show the figure in the Output."""
         self.state = self.compute()
         self._drawn = False
+        if self.live:
+            self.preview.value = image_png(self.live_image(self.state))  # cheap: one small image
         if in_kernel():
-            self.output.clear_output(wait=True)
-            with self.output:
-                display(Image(png_bytes(self.figure)))
+            if self.live:  # the full figure once the slider rests (its release), not at every step of a drag
+                import asyncio
+
+                if self._pending is not None:
+                    self._pending.cancel()
+                try:
+                    self._pending = asyncio.get_running_loop().call_later(self.settle_s, self.redraw)
+                    return
+                except RuntimeError:  # no running event loop (plain Python): draw now
+                    pass
+            self.redraw()
+
+    def redraw(self) -> None:
+        """Draw the figure of the current state into the Output (in a kernel)."""
+        self._pending = None
+        self.output.clear_output(wait=True)
+        with self.output:
+            display(Image(png_bytes(self.figure)))
 
     def close(self) -> None:
         """Close the demo and every widget inside it (ipywidgets keeps widgets alive until closed)."""

@@ -157,6 +157,7 @@ class AffineDemo(Demo):
     """
 
     figsize = (8.4, 4.2)
+    live = True  # sliders follow the drag with a preview of the warped image
     layout = staticmethod(affine_layout)
     plot = staticmethod(plot_affine)
 
@@ -175,7 +176,7 @@ class AffineDemo(Demo):
             start = affine_params(theta)[0]
         sliders = {
             name: widgets.FloatSlider(value=start[name], min=lo, max=hi, step=step, description=name,
-                                      continuous_update=False, readout_format=".2f")
+                                      continuous_update=True, readout_format=".2f")
             for name, (lo, hi, step, _) in PARAMETERS.items()
         }
         raw = {name: widgets.FloatText(value=value, description=label, step=0.05,

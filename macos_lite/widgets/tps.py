@@ -152,11 +152,12 @@ class TPSDemo(Demo):
     ``Q - P``, normalised), ``lam``, ``surface``; and a reset button (:meth:`reset`).
 
     ``offsets`` ``(n^2, 2)`` holds every point's offset; choosing another point loads its offset into
-    ``dx``/``dy`` (whose range, +-0.75, clips larger offsets of a given ``theta``). ``state`` is
+    ``dx``/``dy`` (the demo starts on the most-moved point of a given ``theta``; whose range, +-0.75, clips larger offsets of a given ``theta``). ``state`` is
     :func:`tps_state` plus ``offsets`` and ``selected`` (the point).
     """
 
     figsize = (11.0, 3.9)
+    live = True  # dx, dy follow the drag with a preview of the warped image
     layout = staticmethod(tps_layout)
     plot = staticmethod(plot_tps)
 
@@ -166,14 +167,16 @@ class TPSDemo(Demo):
         self.grid_size = G.tps_grid_size(theta.numel())
         lattice = G.tps_control_points(self.grid_size, torch.float64)
         self.offsets = theta.view(2, -1).t() - lattice
+        moved = self.offsets.norm(dim=1)
+        first = int(moved.argmax()) if bool((moved > 1e-9).any()) else 0  # start on the point that was moved
         names = [f"P{k} (x={x:+.1f}, y={y:+.1f})" for k, (x, y) in enumerate(lattice.tolist())]
-        slider = {"min": -0.75, "max": 0.75, "step": 0.01, "continuous_update": False,
+        slider = {"min": -0.75, "max": 0.75, "step": 0.01, "continuous_update": True,
                   "readout_format": ".2f"}
         controls = {
-            "point": widgets.Dropdown(options=[(name, k) for k, name in enumerate(names)], value=0,
+            "point": widgets.Dropdown(options=[(name, k) for k, name in enumerate(names)], value=first,
                                       description="point"),
-            "dx": widgets.FloatSlider(value=float(self.offsets[0, 0]), description="dx", **slider),
-            "dy": widgets.FloatSlider(value=float(self.offsets[0, 1]), description="dy", **slider),
+            "dx": widgets.FloatSlider(value=float(self.offsets[first, 0]), description="dx", **slider),
+            "dy": widgets.FloatSlider(value=float(self.offsets[first, 1]), description="dy", **slider),
             "lam": widgets.FloatSlider(value=lam, min=0.0, max=5.0, step=0.05, description="lambda",
                                        continuous_update=False),
             "surface": widgets.ToggleButtons(options=list(SURFACES), value="magnitude",
