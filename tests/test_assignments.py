@@ -205,6 +205,82 @@ def test_hidden_checks_are_inserted_after_their_exercise():
 
 
 # ----------------------------------------------------------------------------------------------
+# the course's own exercises (notebooks 07-11): their hidden cases, run in-process without a kernel
+
+COURSE = Path(__file__).resolve().parents[1] / "notebooks"
+# notebook -> its exercises; each exercise cell and its hidden-check cells import what they use
+COURSE_EXERCISES = {
+    "07_task_consistency_and_objective.ipynb": ("warped_mask_bce", "weighted_objective"),
+    "08_training.ipynb": ("training_step",),
+    "09_evaluation.ipynb": ("pck_per_pair",),
+    "10_interactive_demos.ipynb": ("ddt_projection",),
+    "11_ablations_and_sensitivity.ipynb": ("standard_error",),
+}
+COURSE_CASES = [(nb, ex) for nb, names in COURSE_EXERCISES.items() for ex in names]
+
+
+def case_points(exercise_source: str, ex) -> list:
+    """The points each hidden case of ``ex`` earns after running ``exercise_source`` (0 when its cell raises)."""
+    namespace: dict = {}
+    try:
+        exec(compile(exercise_source, "<exercise>", "exec"), namespace)
+    except Exception:  # a broken exercise cell: every case fails
+        return [0 for _ in ex.cases]
+    earned = []
+    for case in ex.cases:
+        try:
+            exec(compile(case.cell.source, f"<{case.name}>", "exec"), dict(namespace))
+            earned.append(case.points)
+        except Exception:
+            earned.append(0)
+    return earned
+
+
+def course_exercise(notebook: str, name: str):
+    nb = load(COURSE / notebook)
+    return nb, next(e for e in find_exercises(nb, notebook) if e.name == name)
+
+
+@pytest.mark.parametrize("notebook, name", COURSE_CASES, ids=[n for _, n in COURSE_CASES])
+def test_course_solution_earns_every_hidden_case_and_a_blank_copy_none(notebook, name, capsys):
+    nb, ex = course_exercise(notebook, name)
+    assert len(ex.cases) >= 2 and all(c.points > 0 for c in ex.cases)
+    assert ex.points == sum(c.points for c in ex.cases)
+    assert case_points(nb.cells[ex.cell].source, ex) == [c.points for c in ex.cases]
+    student, _ = student_notebook(nb, notebook)
+    blank = exercise_cell(student, name).source
+    assert "NotImplementedError" in blank
+    assert sum(case_points(blank, ex)) == 0
+
+
+@pytest.mark.parametrize("notebook, name", COURSE_CASES, ids=[n for _, n in COURSE_CASES])
+def test_course_hidden_cases_differ_from_the_visible_self_check(notebook, name):
+    nb, ex = course_exercise(notebook, name)
+    checker = f"check_{name}({name}"
+    visible = [c.source for c in nb.cells if c.cell_type == "code" and checker in c.source
+               and "hidden-check" not in c.metadata.get("tags", [])]
+    assert len(visible) == 1 and f"check_{name}({name})" in visible[0]  # the self-check: the checker's defaults
+    calls = [c.cell.source[c.cell.source.index(checker):] for c in ex.cases]
+    assert all(call.startswith(checker + ",") for call in calls)  # every hidden case sets its own case
+    assert len(set(calls)) == len(calls)
+
+
+def test_a_course_exercise_passing_its_self_check_but_not_a_hidden_case_earns_partial_points(capsys):
+    nb, ex = course_exercise("09_evaluation.ipynb", "pck_per_pair")
+    source = nb.cells[ex.cell].source
+    handled = "keep = torch.ones(b, n, dtype=torch.bool) if valid is None else torch.as_tensor(valid).bool()"
+    assert handled in source
+    forgets_none = source.replace(handled, "keep = valid.bool()")  # valid=None is not handled
+    namespace: dict = {}
+    exec(forgets_none, namespace)
+    from macos_lite.checks import check_pck_per_pair
+
+    assert check_pck_per_pair(namespace["pck_per_pair"], verbose=False).passed  # the visible self-check
+    earned = case_points(forgets_none, ex)
+    by_case = dict(zip((c.name for c in ex.cases), earned))
+    assert by_case["no valid mask"] == 0 and 0 < sum(earned) < ex.points
+
+# ----------------------------------------------------------------------------------------------
 # containment, without a kernel
 
 
