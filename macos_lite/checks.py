@@ -682,13 +682,16 @@ def check_regress_theta(regress_theta: Callable, verbose: bool = True, *, seed: 
         ]
     case = _Case((head, corr), expected, mistakes, label=f"seed={seed}, grid={h}x{w}, {kind}",
                  hint="theta = head.linear(torch.flatten(head.pool(head.conv(corr)), 1))")
-    head64 = _random_head((2, 2), seed, kind, torch.float64)  # finite differences: one call per input entry
+    # float64: the gradient is compared with the reference's along one direction (finite differences
+    # through the conv stack cost ~40 forward passes, too slow for an exercise cell)
+    head64 = _random_head((2, 2), seed, kind, torch.float64)
 
     def grad_inputs():
         gg = _generator(seed + 1)
         return (torch.rand(1, 4, 2, 2, generator=gg, dtype=torch.float64).requires_grad_(),)
 
-    return _check("regress_theta", regress_theta, [case], _Gradcheck(grad_inputs, lambda fn, c: fn(head64, c)),
+    return _check("regress_theta", regress_theta, [case], _Gradcheck(grad_inputs, lambda fn, c: fn(head64, c),
+                                                           reference=_ref_regress_theta),
                   verbose, shape_hint=f"theta is (B, {expected.shape[1]})")
 
 
