@@ -1371,7 +1371,7 @@ def use_if_passing(result: CheckResult, student_fn: Callable, package_fn: Callab
     if result.passed:
         print(f"using your {name} in the cells below")
         return student_fn
-    ref = REFERENCES.get(name, getattr(package_fn, "__module__", "macos_lite") + "." +
-                         getattr(package_fn, "__name__", name))
+    ref = REFERENCES.get(name) or \
+        f"{getattr(package_fn, '__module__', None) or 'macos_lite'}.{getattr(package_fn, '__name__', name)}"
     print(f"your {name} does not pass its check yet: the cells below use the package's {ref}")
     return package_fn
