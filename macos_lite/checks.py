@@ -682,13 +682,16 @@ def check_regress_theta(regress_theta: Callable, verbose: bool = True, *, seed: 
         ]
     case = _Case((head, corr), expected, mistakes, label=f"seed={seed}, grid={h}x{w}, {kind}",
                  hint="theta = head.linear(torch.flatten(head.pool(head.conv(corr)), 1))")
-    head64 = _random_head((2, 2), seed, kind, torch.float64)  # finite differences: one call per input entry
+    # float64: the gradient is compared with the reference's along one direction (finite differences
+    # through the conv stack cost ~40 forward passes, too slow for an exercise cell)
+    head64 = _random_head((2, 2), seed, kind, torch.float64)
 
     def grad_inputs():
         gg = _generator(seed + 1)
         return (torch.rand(1, 4, 2, 2, generator=gg, dtype=torch.float64).requires_grad_(),)
 
-    return _check("regress_theta", regress_theta, [case], _Gradcheck(grad_inputs, lambda fn, c: fn(head64, c)),
+    return _check("regress_theta", regress_theta, [case], _Gradcheck(grad_inputs, lambda fn, c: fn(head64, c),
+                                                           reference=_ref_regress_theta),
                   verbose, shape_hint=f"theta is (B, {expected.shape[1]})")
 
 
@@ -1368,7 +1371,7 @@ def use_if_passing(result: CheckResult, student_fn: Callable, package_fn: Callab
     if result.passed:
         print(f"using your {name} in the cells below")
         return student_fn
-    ref = REFERENCES.get(name, getattr(package_fn, "__module__", "macos_lite") + "." +
-                         getattr(package_fn, "__name__", name))
+    ref = REFERENCES.get(name) or \
+        f"{getattr(package_fn, '__module__', None) or 'macos_lite'}.{getattr(package_fn, '__name__', name)}"
     print(f"your {name} does not pass its check yet: the cells below use the package's {ref}")
     return package_fn
