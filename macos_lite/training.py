@@ -12,13 +12,11 @@ One :class:`Trainer` runs both phases on a single global step counter:
   phase is scored on the validation pairs (``phase: "pretrain_done"`` in ``log.jsonl``) and kept as
   ``best.pt`` while no later epoch validates better;
 * then ``epochs x steps_per_epoch`` weak steps on same-category tuples with eq 12
-  (:class:`macos_lite.losses.MaCoSLoss`), a validation PCK after every epoch and the best
-  checkpoint kept.
+  (:class:`macos_lite.losses.MaCoSLoss`), validated after every epoch, the best checkpoint kept.
 
-Validation on a real set without an official validation split (PF-WILLOW) uses pairs held out of the
-training set: ``val_fraction`` of each category's images (:func:`macos_lite.data.split.holdout_names`)
-take no part in training or pre-training, and their annotated pairs validate. ``log.jsonl`` starts with a
-``phase: "setup"`` record naming the validation pairs and the pre-training pool.
+Validation holds data out of training and pre-training: ``val_fraction`` of each PF-WILLOW category's images
+(their annotated pairs score PCK), whole iCoseg groups (their masks score J). ``log.jsonl`` starts with a
+``phase: "setup"`` record naming the validation data and the pre-training pool.
 
 Everything a step uses -- which images, which random warps -- is a function of ``(seed, step)``, and a
 checkpoint holds the model, optimiser, scheduler, RNG states and counters, so ``resume=True``
