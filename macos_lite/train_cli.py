@@ -30,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=tuple(PRESETS), help=f"{' / '.join(PRESETS)} (default: full on CUDA, else demo)")
     p.add_argument("--recipe", choices=RECIPE_CHOICES, default="ours",
                    help="ours (default): eq 12 plus the co-localisation prior loss that lets the decoder learn; "
-                        "paper: eq 12 as published (its co-segmentation terms alone do not learn masks here); "
+                        "paper: eq 12 as published, with the paper's decoder input (its co-segmentation terms alone do not "
+                        "learn masks here); "
                         "official: the official script's settings and eq 12 (PF-PASCAL, lr 5e-8, batch 4, 60 "
                         "epochs, early stopping; start from --init-weights WeakAlign); explicit options still override")
     p.add_argument("--out", help="run folder for checkpoints and logs (default runs/train-<dataset>-<time>)")
@@ -138,6 +139,7 @@ def _resumed_config(args, given: dict, loss: LossConfig):
                         "start of every run: restore it, or start a new run with another --out") from exc
     known = {f.name for f in fields(TrainConfig)}
     values = {k: v for k, v in saved.items() if k in known}
+    values.setdefault("decoder_input", "paper")  # runs from before the setting existed had the paper's input
     run_loss = LossConfig(**values.pop("loss", {}))
     differ = [f"--{k.replace('_', '-')} {given[k]} (the run used {values.get(k)})" for k in given
               if k not in RESUME_MAY_CHANGE and k in values and values.get(k) != given[k]
@@ -178,6 +180,8 @@ def config_from_args(args) -> TrainConfig:
         cfg.progress = not args.no_progress
         return cfg
     values = official_recipe() if args.recipe == "official" else {}
+    if args.recipe in ("paper", "official"):  # eq 12 as published: the paper's decoder input [f_t, S_st] too
+        values["decoder_input"] = "paper"
     values.update(given)
     if args.recipe == "official" and not args.init_weights:
         print("warning: the official recipe fine-tunes a WeakAlign checkpoint (--init-weights); from ImageNet "

@@ -79,9 +79,10 @@ class TrainConfig:
                    "descriptor, joined by '+' (16: the paper's; 16+32 adds Lite's stride-32 stage, multi-layer "
                    "'hyperpixel' features)", choices=FEATURE_STAGE_CHOICES)
     decoder_input: str = setting(
-        "paper", help="what the decoder sees besides the target's features: cooccurrence (statistics of the correlation "
-             "and the co-localisation of the images seen together, for any category) or paper ([f_t, S_st]); "
-             "(docs/differences.md D23)", choices=DECODER_INPUTS)
+        "cooccurrence", help="what the decoder sees besides the target's features: cooccurrence (statistics of the "
+             "correlation and the co-localisation of the images seen together, for any category) or paper "
+             "([f_t, S_st], eq 6; the default of --recipe paper and official) (docs/differences.md D23)",
+        choices=DECODER_INPUTS)
     backbone_lr_scale: float = setting(0.1, "the encoder's learning rate as a multiple of --lr", minimum=0)
     decoder_lr_scale: float = setting(10.0, "the decoder's learning rate as a multiple of --lr (the decoder "
                                             "starts from scratch; G starts pre-trained)", minimum=0)

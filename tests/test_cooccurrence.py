@@ -104,9 +104,25 @@ def test_group_colocalization_uses_the_whole_category():
 
 
 def test_the_decoder_input_is_a_training_setting():
-    assert TrainConfig(preset="smoke", out="-").resolved().decoder_input == "paper"
-    cfg = TrainConfig(preset="smoke", out="-", decoder_input="cooccurrence").resolved()
-    assert cfg.decoder_input == "cooccurrence"
+    assert TrainConfig(preset="smoke", out="-").resolved().decoder_input == "cooccurrence"
+    cfg = TrainConfig(preset="smoke", out="-", decoder_input="paper").resolved()
+    assert cfg.decoder_input == "paper"
+
+
+def test_the_papers_recipes_train_the_papers_decoder_input():
+    import argparse
+
+    from macos_lite import train_cli
+
+    def config(*argv):
+        p = argparse.ArgumentParser()
+        train_cli.add_arguments(p)
+        return train_cli.config_from_args(p.parse_args(list(argv)))
+
+    assert config().decoder_input == "cooccurrence"
+    assert config("--recipe", "paper").decoder_input == "paper"
+    assert config("--recipe", "official").decoder_input == "paper"
+    assert config("--recipe", "paper", "--decoder-input", "cooccurrence").decoder_input == "cooccurrence"
 
 
 def test_a_cooccurrence_model_cosegments_each_category_as_one_set(tmp_path):
