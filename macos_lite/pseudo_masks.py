@@ -94,6 +94,37 @@ def model_masks(model, images: torch.Tensor, labels, partners: int = 3, batch_si
     return total / count.clamp_min(1).view(-1, 1, 1, 1)
 
 
+def check_prior_inputs(inputs, num_images: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(guide, prior)`` of an earlier trainer (``Trainer.prior_inputs``), checked to fit a training set of
+    ``num_images`` images whose prior is made at ``size`` pixels: guide ``(N, 3, P, P)`` and prior ``(N, 1, P, P)``,
+    both ``uint8``. Raises ``ValueError`` saying which does not fit."""
+    guide, prior = inputs
+    want = {"guide": (num_images, 3, size, size), "prior": (num_images, 1, size, size)}
+    for name, t in (("guide", guide), ("prior", prior)):
+        if not torch.is_tensor(t) or t.dtype != torch.uint8 or tuple(t.shape) != want[name]:
+            got = f"{tuple(t.shape)} {t.dtype}" if torch.is_tensor(t) else type(t).__name__
+            raise ValueError(f"a reused prior's {name} must be a uint8 tensor {want[name]} (this training set, "
+                             f"prior_size {size}), got {got}; build it with the same training images and settings")
+    return guide, prior
+
+
+def initial_pseudo_masks(images, encoder, cfg, device="cpu", reuse=None):
+    """The first targets of a training set: ``(guide, PseudoMasks)``.
+
+    images: the :class:`macos_lite.training_data.TrainingImages`; guide: all of them as ``uint8``
+    ``(N, 3, P, P)`` at ``cfg.prior_size`` (the guided filter's guide); the targets are their co-localisation
+    prior (:meth:`PseudoMasks.from_images` with ``encoder``). reuse: the ``(guide, prior)`` of an earlier trainer
+    on the same images and start weights (``Trainer.prior_inputs``), checked to fit and used instead of
+    co-localising again.
+    """
+    if reuse is not None:
+        guide, prior = check_prior_inputs(reuse, len(images), cfg.prior_size)
+        return guide, PseudoMasks(prior.float() / 255, cfg.image_size, momentum=cfg.prior_momentum)
+    guide = images.stack(cfg.prior_size)
+    return guide, PseudoMasks.from_images(guide.float() / 255, images.labels, encoder, cfg.image_size,
+                                          rounds=cfg.prior_rounds, momentum=cfg.prior_momentum, device=device)
+
+
 class PseudoMasks:
     """The targets of ``L_prior`` for every image of a training set.
 

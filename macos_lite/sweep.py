@@ -70,7 +70,8 @@ class SweepRunner:
     Calling ``runner(name, loss, seed=None)`` returns ``{"pck", "pck_se", "jaccard", "jaccard_se",
     "loss_first", "loss_last", "weights", "margin", "seed", "seconds"}``; a run whose loss became NaN/inf
     (:class:`~macos_lite.training.NonFiniteLossError`) is a result too, with NaN scores. The variant's
-    checkpoints are thrown away.
+    checkpoints are thrown away. Every variant of a seed trains on the same images from the same start, so
+    the co-localisation prior of its pseudo-masks is computed once per seed and reused (``Trainer(prior=...)``).
 
     Example (trains; see notebook 11)::
 
@@ -88,6 +89,7 @@ class SweepRunner:
     device: object = "cpu"
     seed: int = 0
     overrides: dict = field(default_factory=dict)
+    _priors: dict = field(default_factory=dict, init=False, repr=False)  # seed -> Trainer.prior_inputs
 
     def cache_file(self, name: str, loss: LossConfig, seed: int) -> Path:
         """The result file of variant ``name`` with ``loss`` and ``seed``."""
@@ -109,7 +111,9 @@ class SweepRunner:
                             log_every=1, init_weights=str(self.start), pretrain_steps=0, epochs=1,
                             steps_per_epoch=self.steps, batch_size=self.batch_size, val_dataset="none", loss=loss,
                             prior_size=self.preset.image_size)
-            trainer = Trainer(TrainConfig(**{**settings, **self.overrides}))
+            trainer = Trainer(TrainConfig(**{**settings, **self.overrides}), prior=self._priors.get(seed))
+            if trainer.pseudo is not None:  # the same images and start: later variants of this seed reuse it
+                self._priors.setdefault(seed, trainer.prior_inputs)
             try:
                 trainer.fit()
                 weak = [r for r in trainer.history if r["phase"] == "weak"]

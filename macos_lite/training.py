@@ -65,9 +65,10 @@ def _loss_config(d) -> LossConfig:
 
 
 class Trainer:
-    """Builds the model, data, loss and optimiser from a :class:`TrainConfig`; :meth:`fit` trains."""
+    """Builds the model, data, loss and optimiser from a :class:`TrainConfig`; :meth:`fit` trains. ``prior``: the
+    ``prior_inputs`` of an earlier trainer on the same images and start weights, reused (notebook 11's sweeps)."""
 
-    def __init__(self, config: TrainConfig | None = None, **overrides):
+    def __init__(self, config: TrainConfig | None = None, *, prior=None, **overrides):
         config = config or TrainConfig()
         for k, v in overrides.items():
             setattr(config, k, v)
@@ -105,7 +106,7 @@ class Trainer:
 
         self.held_part, self.held_out = holdout(cfg)
         self.images, self.view, self.pool_sources = training_data(cfg, self.held_part, self.held_out)
-        self.pseudo = self._build_pseudo_masks() if cfg.loss.active("prior") else None
+        self.pseudo = self._build_pseudo_masks(prior) if cfg.loss.active("prior") else None
         self.val_pairs, self.val_normalizer, self.val_source = validation_data(cfg, self.held_part, self.held_out)
         self.val_images, val_groups = validation_images(cfg, self.held_part, self.held_out)
         self.val_source = self.val_source or val_groups
@@ -143,11 +144,11 @@ class Trainer:
                                                           cfg.pretrain_warmup)
         return lr_schedule(step - cfg.pretrain_steps, self.total_steps - cfg.pretrain_steps, cfg.scheduler)
 
-    def _build_pseudo_masks(self):
-        """The co-localisation prior of the training set (no labels) as the first pseudo-masks; D's last bias
-        starts at the prior's foreground fraction when D is untrained (its bias still 0)."""
+    def _build_pseudo_masks(self, reuse=None):
+        """The co-localisation prior of the training set (no labels) as the first pseudo-masks (or ``reuse``'s,
+        checked to fit); D's last bias starts at the prior's foreground fraction when D is untrained."""
         from .losses.prior import warm_start_bias
-        from .pseudo_masks import PseudoMasks
+        from .pseudo_masks import initial_pseudo_masks
 
         cfg = self.cfg
         if cfg.augment:
@@ -155,12 +156,9 @@ class Trainer:
                              "with the images; drop --augment or set --lambda-prior 0")
         self.train_images = TrainingImages(cfg, getattr(self.view, "images", None), self.view, self.held_part,
                                             self.held_out)
-        self._guide = self.train_images.stack(cfg.prior_size)
         t0 = time.perf_counter()
-        pseudo = PseudoMasks.from_images(self._guide.float() / 255, self.train_images.labels, self.model.encoder,
-                                         cfg.image_size, rounds=cfg.prior_rounds, momentum=cfg.prior_momentum,
-                                         device=self.device)
-        self.prior_seconds = time.perf_counter() - t0
+        self._guide, pseudo = initial_pseudo_masks(self.train_images, self.model.encoder, cfg, self.device, reuse)
+        self.prior_inputs, self.prior_seconds = (self._guide, pseudo.prior), time.perf_counter() - t0
         if not cfg.resume and float(self.model.decoder.up1.bias.detach().abs().max()) == 0.0:
             warm_start_bias(self.model.decoder, pseudo.foreground_fraction)
         return pseudo

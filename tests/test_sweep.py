@@ -77,3 +77,38 @@ def test_a_diverged_variant_is_a_result(start, tmp_path, monkeypatch):
                             overrides=dict(image_size=64, num_train_images=20, pretrained=False, device="cpu"))
     result = run("huge", LossConfig(weights={"matching": 1e9}))
     assert all(math.isnan(result[k]) for k in sweep.RESULT_KEYS) and result["weights"]["matching"] == 1e9
+
+
+def test_variants_of_a_seed_share_one_prior_and_score_as_if_each_made_its_own(start, tmp_path, monkeypatch):
+    """The prior is co-localised once per seed; a variant that reuses it scores exactly as one that made its own."""
+    from macos_lite import pseudo_masks
+
+    _, checkpoint, pairs = start
+    settings = dict(overrides=dict(image_size=64, num_train_images=12, pretrained=False, device="cpu"), steps=2,
+                    batch_size=2)
+    loss = LossConfig(weights={"matching": 1.0, "prior": 1.0}, weighting="none")
+    alone = sweep.SweepRunner(get_preset("smoke", image_size=64), checkpoint, pairs, tmp_path / "a", **settings)
+    reference = alone("prior", loss)
+
+    calls = []
+    made = pseudo_masks.PseudoMasks.from_images
+    monkeypatch.setattr(pseudo_masks.PseudoMasks, "from_images",
+                        classmethod(lambda cls, *a, **k: calls.append(1) or made(*a, **k)))
+    shared = sweep.SweepRunner(get_preset("smoke", image_size=64), checkpoint, pairs, tmp_path / "b", **settings)
+    shared("other", LossConfig(weights={"matching": 1.0, "prior": 3.0}, weighting="none"))
+    reused = shared("prior", loss)
+    assert len(calls) == 1  # the second variant did not co-localise again
+    for key in ("pck", "jaccard", "loss_first", "loss_last"):
+        assert reused[key] == pytest.approx(reference[key], abs=1e-6), key
+    shared("prior", loss, seed=1)  # another seed: other images, its own prior
+    assert len(calls) == 2
+
+
+def test_a_reused_prior_that_does_not_fit_the_training_set_is_refused(start, tmp_path):
+    import torch
+
+    trainer, checkpoint, _ = start
+    cfg = tiny(tmp_path / "run", init_weights=str(checkpoint), pretrain_steps=0, num_train_images=12)
+    wrong = (torch.zeros(5, 3, 64, 64, dtype=torch.uint8), torch.zeros(5, 1, 64, 64, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="guide must be a uint8 tensor"):
+        Trainer(cfg, prior=wrong)
