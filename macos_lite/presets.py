@@ -53,14 +53,14 @@ _TEST_PAIRS = {"smoke": 40, "demo": 200, "full": 1000}
 # what the notebooks' own small experiments spend (not training settings): smoke keeps every notebook to seconds,
 # demo to minutes on a CPU, full is the GPU's budget
 _BUDGETS = {
-    "smoke": dict(matching_steps=40, cycle_steps=60, decoder_pairs=4, decoder_steps=4, decoder_batch=2,
-                  decoder_set_size=12, objective_schedule=(0, 3, 1),  # pre-training steps, weak steps, batch
+    "smoke": dict(predictor_steps=40, matching_steps=40, cycle_steps=60, decoder_pairs=4, decoder_steps=4,
+                  decoder_batch=2, decoder_set_size=12, objective_schedule=(0, 3, 1),  # pre-training steps, weak steps, batch
                   sweep=dict(steps=2, batch_size=2, factors=(0.0, 1.0), margin_factors=(0.5, 1.0), seeds=1)),
-    "demo": dict(matching_steps=60, cycle_steps=150, decoder_pairs=8, decoder_steps=40, decoder_batch=4,
-                 decoder_set_size=48, objective_schedule=(60, 30, 4),
+    "demo": dict(predictor_steps=300, matching_steps=60, cycle_steps=150, decoder_pairs=8, decoder_steps=40,
+                 decoder_batch=4, decoder_set_size=48, objective_schedule=(60, 30, 4),
                  sweep=dict(steps=40, batch_size=4, factors=(0.0, 1.0, 10.0), margin_factors=(0.5, 1.0), seeds=2)),
-    "full": dict(matching_steps=60, cycle_steps=150, decoder_pairs=8, decoder_steps=300, decoder_batch=4,
-                 decoder_set_size=164, objective_schedule=(500, 200, 8),
+    "full": dict(predictor_steps=5000, matching_steps=60, cycle_steps=150, decoder_pairs=8, decoder_steps=300,
+                 decoder_batch=4, decoder_set_size=164, objective_schedule=(500, 200, 8),
                  sweep=dict(steps=2000, batch_size=_SETTINGS["full"]["batch_size"],
                             factors=(0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0),
                             margin_factors=(0.1, 0.25, 0.5, 1.0, 2.0, 4.0), seeds=3)),
@@ -74,8 +74,8 @@ class Preset:
     ``settings`` maps ``TrainConfig`` field names to values; they read as attributes too
     (``preset.image_size``), and ``preset.num_val_pairs`` is ``settings["val_pairs"]``. ``num_test_pairs``
     is the number of synthetic test pairs the notebooks evaluate on; ``budgets`` what the notebooks' own
-    experiments spend (``matching_steps`` of notebook 04, ``cycle_steps`` of 05, ``decoder_*`` of 06,
-    ``objective_schedule`` of 07, ``sweep`` of 11). An unknown attribute raises ``AttributeError``.
+    experiments spend (``predictor_steps`` of G's pre-training in notebook 03, ``matching_steps`` of notebook 04,
+    ``cycle_steps`` of 05, ``decoder_*`` of 06, ``objective_schedule`` of 07, ``sweep`` of 11). An unknown attribute raises ``AttributeError``.
 
     Example:
         >>> p = PRESETS["smoke"]

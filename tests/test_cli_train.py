@@ -111,7 +111,7 @@ def test_bounds_accept_the_edges_they_include():
 def test_the_notebooks_budgets_are_declared_for_every_preset_and_grow_with_it():
     keys = set(PRESETS["smoke"].budgets)
     assert {"matching_steps", "cycle_steps", "decoder_steps", "objective_schedule", "sweep"} <= keys
-    for name in ("matching_steps", "cycle_steps", "decoder_steps", "decoder_set_size"):
+    for name in ("predictor_steps", "matching_steps", "cycle_steps", "decoder_steps", "decoder_set_size"):
         assert PRESETS["smoke"].budgets[name] <= PRESETS["demo"].budgets[name] <= PRESETS["full"].budgets[name]
     assert all(set(p.budgets) == keys for p in PRESETS.values())
     assert get_preset("demo", image_size=48).budgets == PRESETS["demo"].budgets  # overrides keep the budgets
