@@ -54,7 +54,8 @@ _TEST_PAIRS = {"smoke": 40, "demo": 200, "full": 1000}
 # demo to minutes on a CPU, full is the GPU's budget
 _BUDGETS = {
     "smoke": dict(predictor_steps=40, matching_steps=40, cycle_steps=60, decoder_pairs=4, decoder_steps=4,
-                  decoder_batch=2, decoder_set_size=12, objective_schedule=(0, 3, 1),  # pre-training steps, weak steps, batch
+                  decoder_batch=2, decoder_set_size=12,
+                  objective_schedule=(0, 3, 1),  # pre-training steps, weak steps, batch
                   sweep=dict(steps=2, batch_size=2, factors=(0.0, 1.0), margin_factors=(0.5, 1.0), seeds=1)),
     "demo": dict(predictor_steps=300, matching_steps=60, cycle_steps=150, decoder_pairs=8, decoder_steps=40,
                  decoder_batch=4, decoder_set_size=48, objective_schedule=(60, 30, 4),
@@ -75,7 +76,8 @@ class Preset:
     (``preset.image_size``), and ``preset.num_val_pairs`` is ``settings["val_pairs"]``. ``num_test_pairs``
     is the number of synthetic test pairs the notebooks evaluate on; ``budgets`` what the notebooks' own
     experiments spend (``predictor_steps`` of G's pre-training in notebook 03, ``matching_steps`` of notebook 04,
-    ``cycle_steps`` of 05, ``decoder_*`` of 06, ``objective_schedule`` of 07, ``sweep`` of 11). An unknown attribute raises ``AttributeError``.
+    ``cycle_steps`` of 05, ``decoder_*`` of 06, ``objective_schedule`` of 07, ``sweep`` of 11). An unknown
+    attribute raises ``AttributeError``.
 
     Example:
         >>> p = PRESETS["smoke"]
