@@ -89,6 +89,11 @@ class Encoder(nn.Module):
                     m.eval()  # keep running statistics fixed
         return self
 
+    def _trunk_input(self, images: torch.Tensor) -> torch.Tensor:
+        """The normalised images in channels-last memory order: the convolutions run 1.5-2.3x faster on a CPU
+        in that order (benchmarks/encoder_memory_format.py); the values are the same."""
+        return self.normalize(images).contiguous(memory_format=torch.channels_last)
+
     def _check(self, images: torch.Tensor) -> None:
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"expected RGB images (B, 3, H, W) in [0, 1], got shape {tuple(images.shape)}")
@@ -144,12 +149,12 @@ class LiteEncoder(Encoder):
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         self._check(images)
-        x = self.stem(self.normalize(images))
+        x = self.stem(self._trunk_input(images))
         feats = []
         for i, block in enumerate(self.blocks):
             x = block(x)
             if i in (0, 1, 2, 4):
-                feats.append(x)
+                feats.append(x.contiguous())  # back to the usual order for the layers after the encoder
         return feats
 
 
@@ -213,10 +218,10 @@ class ResNet101Encoder(Encoder):
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         self._check(images)
-        s2 = self.stem(self.normalize(images))
+        s2 = self.stem(self._trunk_input(images))
         s4 = self.layer1(self.pool(s2))
         s8 = self.layer2(s4)
-        return [s2, s4, s8, self.layer3(s8)]
+        return [f.contiguous() for f in (s2, s4, s8, self.layer3(s8))]
 
 
 def _load_torchvision_weights(net: nn.Module, weights, enum_name: str) -> None:
@@ -270,7 +275,7 @@ class PerceptualNet(nn.Module):
         return super().train(False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.trunk(self.normalize(images))
+        x = self.trunk(self.normalize(images).contiguous(memory_format=torch.channels_last))  # faster (Encoder)
         return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
 
 

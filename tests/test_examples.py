@@ -7,7 +7,7 @@ import pytest
 
 MODULES = ["macos_lite.cli_common", "macos_lite.geometry", "macos_lite.metrics", "macos_lite.correlation", "macos_lite.evaluation.summary",
            "macos_lite.presets", "macos_lite.train_config", "macos_lite.sweep", "macos_lite.strict_json",
-           "macos_lite.pretrain"]
+           "macos_lite.pretrain", "macos_lite.guided_filter"]
 
 
 @pytest.mark.parametrize("name", MODULES)

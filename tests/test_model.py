@@ -37,8 +37,8 @@ def test_encoder_features_come_from_the_same_weights(lite_encoder):
     x = torch.rand(1, 3, 96, 96)
     ours = lite_encoder(x)
     theirs = net.eval()((x - 0.5) / 0.5)
-    for a, b in zip(ours[:3], theirs[:3]):
-        assert torch.allclose(a, b, atol=1e-5)
+    for a, b in zip(ours[:3], theirs[:3]):  # ours runs channels-last: the same sums in another order
+        torch.testing.assert_close(a, b.detach(), atol=1e-4, rtol=1e-4)
     assert ours[3].shape == (1, 112, 6, 6)
 
 
@@ -181,7 +181,9 @@ def test_published_weights_load_and_give_the_same_outputs(tmp_path):
         assert torch.allclose(model.tps_head(corr), tps(corr), atol=1e-5)
         x = torch.rand(1, 3, 240, 240)
         ref = ref_trunk((x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
-        assert torch.allclose(model.encoder(x)[3], ref, atol=1e-4)
+        # the encoder runs channels-last: the same sums in another order, equal to float rounding relative to the
+        # scale of the maps (values in the thousands with random weights)
+        assert (model.encoder(x)[3] - ref).abs().max() <= 1e-5 * ref.abs().max()
 
 
 def test_published_weights_shape_mismatch_is_explained():
