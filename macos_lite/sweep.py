@@ -65,7 +65,8 @@ class SweepRunner:
     tuples per variant; ``overrides``: further ``TrainConfig`` settings. The co-localisation prior works at
     the model's image size (cheaper, for many runs). A result file's name holds the variant's name, its seed
     and a hash of everything the result depends on (seed, budget, loss, preset, overrides, the start's
-    modification time), so a changed setting trains again.
+    modification time), so a changed setting trains again, and a variant whose settings equal an earlier one's
+    under another name reads that result instead of training the same run twice.
 
     Calling ``runner(name, loss, seed=None)`` returns ``{"pck", "pck_se", "jaccard", "jaccard_se",
     "loss_first", "loss_last", "weights", "margin", "seed", "seconds"}``; a run whose loss became NaN/inf
@@ -91,12 +92,14 @@ class SweepRunner:
     overrides: dict = field(default_factory=dict)
     _priors: dict = field(default_factory=dict, init=False, repr=False)  # seed -> Trainer.prior_inputs
 
-    def cache_file(self, name: str, loss: LossConfig, seed: int) -> Path:
-        """The result file of variant ``name`` with ``loss`` and ``seed``."""
+    def _digest(self, loss: LossConfig, seed: int) -> str:
         settings = [seed, self.steps, self.batch_size, loss.to_dict(), self.preset.to_dict(),
                     Path(self.start).stat().st_mtime_ns] + ([self.overrides] if self.overrides else [])
-        digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
-        return Path(self.cache) / f"{name}-seed{seed}-{digest}.json"
+        return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+    def cache_file(self, name: str, loss: LossConfig, seed: int) -> Path:
+        """The result file of variant ``name`` with ``loss`` and ``seed``."""
+        return Path(self.cache) / f"{name}-seed{seed}-{self._digest(loss, seed)}.json"
 
     def __call__(self, name: str, loss: LossConfig, seed: int | None = None) -> dict:
         from .training import NonFiniteLossError, TrainConfig, Trainer
@@ -104,6 +107,12 @@ class SweepRunner:
         seed = self.seed if seed is None else seed
         file = self.cache_file(name, loss, seed)
         if file.is_file():
+            return json.loads(file.read_text())
+        # the same settings under another name (the sweep of m at the default margin is the lambda_contrast = 1
+        # run): the result is the same, so it is read, not trained again
+        twins = sorted(Path(self.cache).glob(f"*-seed{seed}-{self._digest(loss, seed)}.json"))
+        if twins:
+            file.write_text(twins[0].read_text())
             return json.loads(file.read_text())
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from dataclasses import fields
 from pathlib import Path
 from typing import get_args, get_type_hints
@@ -201,10 +202,14 @@ def run(args) -> int:
     resolved = cfg.resolved()
     check_fits_in_memory(3 * pair_memory(resolved.image_size, resolved.batch_size, True, resolved.feature_stride),
                          f"--image-size {resolved.image_size} (with --batch-size {resolved.batch_size})")
+    t0 = time.perf_counter()
     trainer = Trainer(cfg)
     if trainer.is_main:
         print(f"training {cfg.dataset} with preset {trainer.cfg.preset} on {trainer.device} -> {trainer.out}")
     summary = trainer.fit()
     if trainer.is_main:
+        # wall-clock time of this command's training: data, the co-localisation prior, every phase, validation
+        summary["train_minutes"] = round((time.perf_counter() - t0) / 60, 2)
         print(json.dumps(summary, indent=2))
+        print(f"trained in {summary['train_minutes']:.1f} min ({trainer.step} steps)")
     return 0

@@ -104,6 +104,8 @@ def test_cli_sigterm_then_resume(tmp_path, monkeypatch, capsys):
     assert load_checkpoint(out / "last.pt")["step"] == 3
     assert cli.main(["train", "--resume", "--out", str(out), "--no-progress"]) == 0
     assert load_checkpoint(out / "last.pt")["step"] == 5
+    printed = capsys.readouterr().out  # the summary says how long the command trained (the value is not tested)
+    assert '"train_minutes"' in printed and "trained in " in printed and "min (5 steps)" in printed
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     keys = [(r["step"], r["phase"]) for r in records]
     assert len(keys) == len(set(keys)) and [k[0] for k in keys] == sorted(k[0] for k in keys)

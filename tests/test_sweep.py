@@ -62,6 +62,10 @@ def test_runner_trains_once_then_reads_its_cache(start, tmp_path, monkeypatch):
 
     monkeypatch.setattr(Trainer, "fit", refuse)
     assert run("matching", loss) == first
+    assert run("the same settings", LossConfig(weights={"matching": 1.0}, weighting="none")) == first  # a twin
+    assert len(list(tmp_path.glob("the same settings-seed0-*.json"))) == 1
+    with pytest.raises(AssertionError, match="must not train"):
+        run("matching", LossConfig(weights={"matching": 2.0}, weighting="none"))  # other settings train
     with pytest.raises(AssertionError, match="must not train"):
         run("matching", loss, seed=1)  # another seed is another result
 
