@@ -2,10 +2,11 @@
 
     python benchmarks/encoder_memory_format.py [--backbone lite] [--sizes 128 240] [--batch 16] [--repeats 5]
 
-Prints milliseconds per batch of the encoder's trunk on the normalised images, forward only (``no_grad``, as the
-frozen encoder and the co-localisation prior run it) and forward + backward to the input images (as the
-contrastive loss runs the perceptual net), and the largest difference of the outputs (the same values). The
-package's encoders use channels-last (``macos_lite.backbones.Encoder._trunk_input``).
+Prints milliseconds per batch of the encoder, forward only (``no_grad``, as the frozen encoder and the
+co-localisation prior run it) and forward + backward to the input images (as the contrastive loss runs the
+perceptual net), and the largest difference of the outputs (the same values). The package's encoders, decoder and
+perceptual net compute channels-last by default (``macos_lite.backbones.set_memory_format``; ``macos-lite train
+--channels-last off`` turns it off).
 """
 
 from __future__ import annotations
@@ -15,23 +16,8 @@ import time
 
 import torch
 
-from macos_lite.backbones import available_backbones, build_encoder
+from macos_lite.backbones import available_backbones, build_encoder, set_memory_format
 from macos_lite.device import cap_threads
-
-
-def _trunk(encoder, x):
-    """The encoder's maps from already normalised images, in x's memory order (Lite or ResNet layout)."""
-    if hasattr(encoder, "blocks"):
-        x, feats = encoder.stem(x), []
-        for i, block in enumerate(encoder.blocks):
-            x = block(x)
-            if i in (0, 1, 2, 4):
-                feats.append(x)
-        return feats
-    s2 = encoder.stem(x)
-    s4 = encoder.layer1(encoder.pool(s2))
-    s8 = encoder.layer2(s4)
-    return [s2, s4, s8, encoder.layer3(s8)]
 
 
 def _time(fn, repeats: int) -> float:
@@ -54,20 +40,19 @@ def main(argv=None) -> None:
     print(f"{args.backbone}, batch {args.batch}, {torch.get_num_threads()} threads (ms per batch)")
     print("size | order | forward (no_grad) | forward + backward to the input")
     for size in args.sizes:
-        images = encoder.normalize(torch.rand(args.batch, 3, size, size, generator=torch.Generator().manual_seed(0)))
+        images = torch.rand(args.batch, 3, size, size, generator=torch.Generator().manual_seed(0))
         outputs = {}
-        for order in ("contiguous", "channels_last"):
-            x = images.contiguous(memory_format=getattr(torch, "contiguous_format" if order == "contiguous" else order))
+        for name, memory_format in (("contiguous", torch.contiguous_format), ("channels_last", torch.channels_last)):
+            set_memory_format(memory_format, encoder)
 
             def forward():
                 with torch.no_grad():
-                    outputs[order] = _trunk(encoder, x)[3]
+                    outputs[name] = encoder(images)[3]
 
             def backward():
-                xg = x.clone().requires_grad_(True)
-                _trunk(encoder, xg)[3].square().mean().backward()
+                encoder(images.clone().requires_grad_(True))[3].square().mean().backward()
 
-            print(f"{size} | {order} | {_time(forward, args.repeats):.0f} | {_time(backward, args.repeats):.0f}")
+            print(f"{size} | {name} | {_time(forward, args.repeats):.0f} | {_time(backward, args.repeats):.0f}")
         diff = (outputs["contiguous"] - outputs["channels_last"]).abs().max().item()
         print(f"{size}: largest difference of the stride-16 maps {diff:.1e}")
 

@@ -89,10 +89,12 @@ class Encoder(nn.Module):
                     m.eval()  # keep running statistics fixed
         return self
 
+    memory_format = torch.channels_last  # of the convolutions' input (set_memory_format)
+
     def _trunk_input(self, images: torch.Tensor) -> torch.Tensor:
-        """The normalised images in channels-last memory order: the convolutions run 1.5-2.3x faster on a CPU
-        in that order (benchmarks/encoder_memory_format.py); the values are the same."""
-        return self.normalize(images).contiguous(memory_format=torch.channels_last)
+        """The normalised images in ``memory_format``: channels-last runs the convolutions 1.5-2.3x faster on a
+        CPU (benchmarks/encoder_memory_format.py), with the same values to float rounding."""
+        return self.normalize(images).contiguous(memory_format=self.memory_format)
 
     def _check(self, images: torch.Tensor) -> None:
         if images.dim() != 4 or images.shape[1] != 3:
@@ -271,12 +273,24 @@ class PerceptualNet(nn.Module):
             p.requires_grad_(False)
         self.eval()
 
+    memory_format = torch.channels_last  # as Encoder's
+
     def train(self, mode: bool = True) -> "PerceptualNet":
         return super().train(False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.trunk(self.normalize(images).contiguous(memory_format=torch.channels_last))  # faster (Encoder)
+        x = self.trunk(self.normalize(images).contiguous(memory_format=self.memory_format))
         return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+
+def set_memory_format(memory_format: torch.memory_format, *modules: nn.Module | None) -> None:
+    """Set the memory order in which the encoders, decoders and perceptual nets inside ``modules`` (None ones
+    skipped) compute their convolutions: ``torch.channels_last`` (their default) or ``torch.contiguous_format``.
+    The values do not depend on it, to float rounding; the speed does (benchmarks/encoder_memory_format.py)."""
+    for module in filter(None, modules):
+        for m in module.modules():
+            if isinstance(getattr(type(m), "memory_format", None), torch.memory_format):
+                m.memory_format = memory_format
 
 
 def lite_perceptual(pretrained: bool = True) -> PerceptualNet:

@@ -50,6 +50,8 @@ class Decoder(nn.Module):
     channels after the first three up-samplings (the paper's ResNet-101 decoder: 512, 256, 64).
     """
 
+    memory_format = torch.channels_last  # of the convolutions' input (backbones.set_memory_format)
+
     def __init__(self, in_channels: int, skip_channels: tuple[int, int, int], widths: tuple[int, int, int]):
         super().__init__()
         w8, w4, w2 = widths
@@ -66,8 +68,8 @@ class Decoder(nn.Module):
         return x + skip
 
     def forward(self, c: torch.Tensor, skips: list[torch.Tensor], out_size: tuple[int, int]) -> torch.Tensor:
-        # channels-last memory order: the same values, computed 1.8x faster on a CPU (forward + backward)
-        c, s2, s4, s8 = (t.contiguous(memory_format=torch.channels_last) for t in (c, *skips))
+        # channels-last by default: the same values, forward + backward 1.8x faster on a CPU
+        c, s2, s4, s8 = (t.contiguous(memory_format=self.memory_format) for t in (c, *skips))
         x = self._add(self.up8(c), self.skip8(s8))
         x = self._add(self.up4(x), self.skip4(s4))
         x = self._add(self.up2(x), self.skip2(s2))

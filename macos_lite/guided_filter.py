@@ -13,7 +13,7 @@ smoothed ``p``; across a colour edge ``q`` follows the edge.
 Every mean is a box mean over a ``(2r + 1)^2`` window with the border mirrored (``scipy.ndimage.uniform_filter``,
 ``mode="mirror"``: a running sum, the same cost for any radius), and the 3 x 3 systems are solved in closed
 form (the adjugate of a symmetric matrix). The result equals ``kornia.filters.guided_blur(I, p, 2r + 1, eps)``
-(its "reflect" border) to float rounding, at a quarter of its time for the 30-pixel radius used here (its box
+(its "reflect" border) to float rounding, in about a fifth of its time for the 30-pixel radius used here (its box
 filter costs O(r) per pixel); tests/test_guided_filter.py checks both. Notebook 06 shows it at work on the
 co-localisation masks.
 """

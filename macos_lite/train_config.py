@@ -96,8 +96,9 @@ class TrainConfig:
     device: str = setting("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
     amp: str = setting("auto", "mixed precision: auto (bf16 autocast on CUDA), bf16, off",
                        choices=("auto", "bf16", "off"))
-    channels_last: str = setting("auto", "channels-last memory format: auto (on CUDA), on, off",
-                                 choices=("auto", "on", "off"))
+    channels_last: str = setting("auto", "channels-last memory format: auto (the convolutions' inputs on every "
+                                 "device, weights and batches too on CUDA), on (weights and batches too on any "
+                                 "device), off (contiguous everywhere)", choices=("auto", "on", "off"))
     compile: bool = setting(False, "torch.compile the model")
     num_workers: int | None = setting(help="data-loading processes", minimum=0)
     tuple_size: int | None = setting(help="images per weak tuple (default: triplets when the transitivity loss is "

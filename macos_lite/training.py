@@ -40,7 +40,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .backbones import build_perceptual
+from .backbones import build_perceptual, set_memory_format
 from .cli_common import NoSpaceError, unwrapped_batches
 from .checkpoints import load_init_weights, load_training_checkpoint, load_weights, model_checkpoint, save_checkpoint
 from .device import resolve_device
@@ -96,6 +96,8 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.perceptual = build_perceptual(cfg.backbone, pretrained=cfg.pretrained).to(self.device) \
             if cfg.loss.active("contrast") else None
+        if cfg.channels_last == "off":  # the convolutions' inputs too (channels-last by default)
+            set_memory_format(torch.contiguous_format, self.model, self.perceptual)
         self.criterion = MaCoSLoss(cfg.loss, self.perceptual)
         self.net = self.model
         if self.world > 1:

@@ -231,3 +231,20 @@ def test_lite2_backbone_classifies_coffee_as_espresso():
         deep = enc.deeper(maps[3])
     assert [m.shape[1] for m in maps] == list(enc.channels) == [16, 24, 48, 120]
     assert [m.shape[-1] for m in maps] == [32, 16, 8, 4] and tuple(deep.shape) == (1, 352, 2, 2)
+
+
+def test_memory_format_changes_speed_not_values():
+    from macos_lite.backbones import set_memory_format
+
+    model = MaCoSNet("lite", image_size=64, pretrained=False).eval()
+    assert model.encoder.memory_format == torch.channels_last == model.decoder.memory_format  # the default
+    images = torch.rand(1, 2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        fast = model(images)
+        set_memory_format(torch.contiguous_format, model, None)
+        assert model.encoder.memory_format == torch.contiguous_format == model.decoder.memory_format
+        plain = model(images)
+    assert fast.mask_logits is not None
+    for key in ("theta_aff", "theta_tps", "mask_logits"):
+        torch.testing.assert_close(getattr(fast, key), getattr(plain, key), atol=1e-4, rtol=1e-4)
+    assert fast.mask_logits.is_contiguous()  # the usual order again after the decoder

@@ -244,3 +244,12 @@ def test_validation_reports_the_ransac_reference_of_the_frozen_features(tmp_path
                                 alphas=(0.1,), normalizers=(trainer.val_normalizer,))
     assert metrics["val_pck_ransac@0.1"] == pytest.approx(ref.pck(alpha=0.1), abs=1e-9)
     assert trainer.validate()["val_pck_ransac@0.1"] == metrics["val_pck_ransac@0.1"]  # computed once
+
+
+@pytest.mark.parametrize("setting, expected", [("auto", torch.channels_last), ("off", torch.contiguous_format)])
+def test_channels_last_off_means_contiguous_everywhere(tmp_path, setting, expected):
+    trainer = Trainer(tiny(tmp_path / setting, channels_last=setting, loss=LossConfig(weights={"matching": 1.0,
+                                                                                               "contrast": 1.0})))
+    formats = {trainer.model.encoder.memory_format, trainer.model.decoder.memory_format,
+               trainer.perceptual.memory_format}
+    assert formats == {expected}
