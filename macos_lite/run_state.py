@@ -1,7 +1,8 @@
 """The state that makes a training run reproducible and resumable: random generators and the process group.
 
 A checkpoint holds :func:`rng_state`; :func:`set_rng_state` restores it, so that ``--resume`` continues
-bit-identically on the CPU. :func:`distributed_env` reads torchrun's environment. Used by
+bit-identically on the CPU. :func:`distributed_env` reads torchrun's environment and :func:`close_distributed`
+ends the process group. Used by
 :mod:`macos_lite.training` (notebook 08).
 """
 
@@ -18,6 +19,19 @@ def distributed_env() -> tuple[int, int, int]:
     """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def close_distributed(wait: bool = True) -> None:
+    """End the process group, if one is open; with ``wait``, once every process has reached this point.
+
+    A torchrun process that exits with the group still open may abort (SIGABRT) while Python shuts down: gloo's
+    worker threads still hold tensors then. The barrier keeps a process from leaving while another one still
+    trains or saves; after an error pass ``wait=False`` (the others may never reach it). A no-op outside
+    torchrun."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if wait:
+            torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 def rng_state() -> dict:

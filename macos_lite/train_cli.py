@@ -195,6 +195,7 @@ def config_from_args(args) -> TrainConfig:
 
 def run(args) -> int:
     from .device import cap_threads
+    from .run_state import close_distributed
     from .training import Trainer
 
     cap_threads()  # $MACOS_LITE_THREADS: oversubscribed threads on a shared machine are many times slower
@@ -203,10 +204,15 @@ def run(args) -> int:
     check_fits_in_memory(3 * pair_memory(resolved.image_size, resolved.batch_size, True, resolved.feature_stride),
                          f"--image-size {resolved.image_size} (with --batch-size {resolved.batch_size})")
     t0 = time.perf_counter()
-    trainer = Trainer(cfg)
-    if trainer.is_main:
-        print(f"training {cfg.dataset} with preset {trainer.cfg.preset} on {trainer.device} -> {trainer.out}")
-    summary = trainer.fit()
+    try:
+        trainer = Trainer(cfg)
+        if trainer.is_main:
+            print(f"training {cfg.dataset} with preset {trainer.cfg.preset} on {trainer.device} -> {trainer.out}")
+        summary = trainer.fit()
+        close_distributed()
+    except BaseException:
+        close_distributed(wait=False)
+        raise
     if trainer.is_main:
         # wall-clock time of this command's training: data, the co-localisation prior, every phase, validation
         summary["train_minutes"] = round((time.perf_counter() - t0) / 60, 2)
