@@ -25,7 +25,7 @@ course: $(STAMP)  ## run the whole course headless into runs/<timestamp>/
 test: $(STAMP)  ## the test suite: unit, real-data, notebooks (papermill), then nbval on the notebooks
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	@tmp=$$(mktemp -d); MACOS_LITE_PRESET=smoke MACOS_LITE_RUNS=$$tmp MPLBACKEND=Agg \
-	  $(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+	  $(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout 600 --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	  -p no:cacheprovider -o addopts="" notebooks/; status=$$?; rm -rf $$tmp; exit $$status
 
 # Learners work in student copies (no solutions): made or refreshed from notebooks/ each time, never replacing a
