@@ -24,7 +24,7 @@ from .data.imageio import DataError
 from .data.registry import NAMES
 from .device import cap_threads, resolve_device
 from .evaluation import (DEFAULT_IMAGE_SIZE, DIRECTIONS, KINDS, DDTMethod, EllipseMethod, EvaluationError,
-                         IdentityMethod, RansacMethod, evaluate_dataset,
+                         IdentityMethod, RansacMethod, VerifiedMethod, evaluate_dataset,
                          method_from_checkpoint, write_json)
 
 
@@ -64,6 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--direction", choices=DIRECTIONS, default=None,
                         help="keypoint transfer: B_to_A (PF) or A_to_B (SPair); default: the benchmark's")
     parser.add_argument("--kind", choices=KINDS, default="cascade", help="transform of a model (default: cascade)")
+    parser.add_argument("--verify", choices=("none", "ransac"), default="none",
+                        help="--checkpoint only: ransac checks each pair's learned map against the RANSAC fit of the "
+                             "model's own features and takes the fit where clearly more mutual matches agree with "
+                             "it (macos_lite.evaluation.verified; the JSON counts num_replaced) (default: none)")
     parser.add_argument("--batch-size", type=positive_int, default=8, metavar="N")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default: auto)")
     parser.add_argument("--max-pairs", type=positive_int, default=None, metavar="N",
@@ -114,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
     if args.flow_out is not None and args.dataset != "tss":
         print("error: --flow-out is for --dataset tss only", file=sys.stderr)
         return 2
+    if args.verify != "none" and args.checkpoint is None:
+        print(f"error: --verify {args.verify} checks a learned model: give --checkpoint FILE (--method ransac is the "
+              "fit alone)", file=sys.stderr)
+        return 2
     try:
         if args.json is not None:  # before the long work: a bad path must not cost an evaluation
             check_output_path(args.json, "--json", overwrite=args.overwrite)
@@ -128,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
         if args.checkpoint is not None:
             method = method_from_checkpoint(args.checkpoint, device, args.kind, refine=args.refine,
                                             partners=args.partners)
+            if args.verify == "ransac":
+                method = VerifiedMethod(method)
         elif args.method == "ddt":
             method = DDTMethod(refine=args.refine, device=device)
         elif args.method in ("ransac", "ransac+tps"):

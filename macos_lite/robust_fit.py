@@ -158,6 +158,36 @@ def fit_tps(points_B: torch.Tensor, points_A: torch.Tensor, theta_aff: torch.Ten
     return Q.t().reshape(-1).to(points_B.device)
 
 
+def matched_points(feat_A: torch.Tensor, feat_B: torch.Tensor, image_size=None):
+    """The mutual nearest neighbours of two feature grids ``(C, h, w)`` as normalised points.
+
+    Returns ``(points_B (M, 2), points_A (M, 2), cell (2,))`` in float64: the centres of the matched cells
+    (:func:`macos_lite.geometry.cell_centers` at ``image_size`` ``(H, W)``, default 16 pixels a cell) and the
+    normalised size ``(x, y)`` of one cell of A, the unit residuals are measured in.
+    """
+    h_A, w_A = feat_A.shape[-2:]
+    h_B, w_B = feat_B.shape[-2:]
+    size_A = tuple(image_size) if image_size is not None else (16 * h_A, 16 * w_A)
+    size_B = tuple(image_size) if image_size is not None else (16 * h_B, 16 * w_B)
+    index_A, index_B, _ = mutual_nearest_neighbours(feat_A, feat_B)
+    pa = G.cell_centers((h_A, w_A), size_A).reshape(-1, 2).double()[index_A.cpu()]
+    pb = G.cell_centers((h_B, w_B), size_B).reshape(-1, 2).double()[index_B.cpu()]
+    cell = torch.tensor([2.0 * size_A[1] / (w_A * (size_A[1] - 1)), 2.0 * size_A[0] / (h_A * (size_A[0] - 1))],
+                        dtype=torch.float64)
+    return pb, pa, cell
+
+
+def agreeing_matches(theta: torch.Tensor, kind: str, points_B: torch.Tensor, points_A: torch.Tensor,
+                     cell: torch.Tensor, threshold: float = THRESHOLD_CELLS) -> int:
+    """How many correspondences ``points_B[i] -> points_A[i]`` the map ``theta`` (B -> A, of ``kind`` affine,
+    tps or cascade) sends within ``threshold`` cells of their match: the inlier count of any map, learned or
+    fitted."""
+    if points_B.shape[0] == 0:
+        return 0
+    mapped = G.transform_points(points_B.double(), theta.double().reshape(1, -1), kind)[0]
+    return int((((mapped - points_A.double()) / cell).norm(dim=-1) < threshold).sum())
+
+
 @dataclass
 class RobustFit:
     """One pair's fit: ``theta`` (affine ``(6,)`` or cascade), the numbers of mutual ``matches`` and ``inliers``,
@@ -184,20 +214,12 @@ def robust_fit(feat_A: torch.Tensor, feat_B: torch.Tensor, tps: bool = False, it
         >>> [round(v, 3) + 0.0 for v in fit.theta.tolist()], fit.fallback
         ([1.0, 0.0, -0.405, 0.0, 1.0, 0.0], False)
     """
-    h_A, w_A = feat_A.shape[-2:]
-    h_B, w_B = feat_B.shape[-2:]
-    size_A = tuple(image_size) if image_size is not None else (16 * h_A, 16 * w_A)
-    size_B = tuple(image_size) if image_size is not None else (16 * h_B, 16 * w_B)
     kind = "cascade" if tps else "affine"
     identity = G.identity_theta(kind, 1, tps_grid_size, dtype=torch.float64)[0]
-    index_A, index_B, _ = mutual_nearest_neighbours(feat_A, feat_B)
-    m = int(index_A.numel())
+    pb, pa, cell = matched_points(feat_A, feat_B, image_size)
+    m = int(pa.shape[0])
     if m < max(3, int(min_matches)):
         return RobustFit(identity, m, 0, True)
-    pa = G.cell_centers((h_A, w_A), size_A).reshape(-1, 2).double()[index_A.cpu()]
-    pb = G.cell_centers((h_B, w_B), size_B).reshape(-1, 2).double()[index_B.cpu()]
-    cell = torch.tensor([2.0 * size_A[1] / (w_A * (size_A[1] - 1)), 2.0 * size_A[0] / (h_A * (size_A[0] - 1))],
-                        dtype=torch.float64)  # one cell of A in normalised units (x, y)
     gen = torch.Generator().manual_seed(int(seed))
     theta, inliers = ransac_affine(pb, pa, cell, iterations, threshold, gen)
     count = int(inliers.sum())

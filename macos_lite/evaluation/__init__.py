@@ -2,6 +2,8 @@
 
 * :mod:`.methods` -- what gets evaluated: :class:`IdentityMethod`, :class:`ModelMethod`,
   :func:`method_from_checkpoint` (the inference adapters between a model and the protocols);
+* :mod:`.verified` -- :class:`VerifiedMethod`, a learned matcher checked pair by pair against the robust fit of
+  its own features;
 * :mod:`.reference_masks` -- the training-free co-segmentation references: :class:`EllipseMethod`,
   :class:`DDTMethod` (co-localisation of the evaluated set);
 * :mod:`.keypoints` -- keypoint PCK (PF-PASCAL, PF-WILLOW, SPair-71k, synthetic): :func:`evaluate_matching`;
@@ -27,6 +29,7 @@ from .methods import (DEFAULT_IMAGE_SIZE, KINDS, IdentityMethod, ModelMethod, Se
 from .reference_masks import DDTMethod, EllipseMethod, ellipse_mask
 from .protocols import PROTOCOLS, Protocol, describe_coseg, describe_matching, describe_tss
 from .summary import CachedItems, evaluate_dataset, evenly_spread, to_json, write_json
+from .verified import VerifiedMethod
 from .tss import FlowScores, TSSResult, evaluate_tss, tss_flow
 
 __all__ = [

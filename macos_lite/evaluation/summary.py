@@ -65,6 +65,7 @@ def evaluate_dataset(name: str, method, root=None, split: str | None = None, ima
     run = {"batch_size": batch_size, "device": device, "num_workers": num_workers, "progress": progress}
     start = time.perf_counter()
     fallbacks_before = getattr(method, "num_fallback", None)
+    replaced_before = getattr(method, "num_replaced", None)
     data = _load(name, root, split, image_size) if dataset is None else dataset
     out: dict = {"dataset": name, "split": split or "all", "method": describe_method(method, image_size)}
     if proto.task in ("matching", "matching+coseg"):
@@ -98,6 +99,8 @@ def evaluate_dataset(name: str, method, root=None, split: str | None = None, ima
         if out["num_fallback"]:
             out["warnings"].append(f"{out['num_fallback']} pair(s) had too few mutual matches or inliers for "
                                    f"{method.name} and were scored with the identity transform")
+    if replaced_before is not None:  # a checked learned matcher (evaluation.verified): how often the fit won
+        out["num_replaced"] = method.num_replaced - replaced_before
     out["paper"] = [t.to_dict() for t in paper.tables_for(name)]
     out["seconds"] = time.perf_counter() - start
     return out
