@@ -201,11 +201,12 @@ class RobustFit:
 
 def robust_fit(feat_A: torch.Tensor, feat_B: torch.Tensor, tps: bool = False, iterations: int = ITERATIONS,
                threshold: float = THRESHOLD_CELLS, min_matches: int = MIN_MATCHES, min_inliers: int = MIN_INLIERS,
-               tps_grid_size: int = 3, seed: int = SEED, image_size=None) -> RobustFit:
+               tps_grid_size: int = 3, seed: int = SEED, image_size=None, matches=None) -> RobustFit:
     """Fit theta (B -> A) of one pair from its L2-normalised feature grids ``(C, h, w)`` (see the module).
 
     image_size: the ``(H, W)`` the features were computed at (cell centres follow
-    :func:`macos_lite.geometry.cell_centers`; default: 16 pixels a cell). Returns a :class:`RobustFit`; theta is
+    :func:`macos_lite.geometry.cell_centers`; default: 16 pixels a cell); matches: their
+    :func:`matched_points`, when the caller has them already. Returns a :class:`RobustFit`; theta is
     affine, or a cascade (affine then TPS on a ``tps_grid_size`` lattice) when ``tps=True``.
 
     Example (a grid matched to itself shifted by one column: the fit is a shift by one 16-px cell, 2 * 16 / 79):
@@ -216,7 +217,7 @@ def robust_fit(feat_A: torch.Tensor, feat_B: torch.Tensor, tps: bool = False, it
     """
     kind = "cascade" if tps else "affine"
     identity = G.identity_theta(kind, 1, tps_grid_size, dtype=torch.float64)[0]
-    pb, pa, cell = matched_points(feat_A, feat_B, image_size)
+    pb, pa, cell = matched_points(feat_A, feat_B, image_size) if matches is None else matches
     m = int(pa.shape[0])
     if m < max(3, int(min_matches)):
         return RobustFit(identity, m, 0, True)

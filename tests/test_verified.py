@@ -48,6 +48,8 @@ class FixedMap:
 class _Switch(torch.nn.Module):
     """encode() of A's images first, then B's (VerifiedMethod encodes A's batch, then B's)."""
 
+    image_size = SIZE  # as a MaCoSNet's
+
     def __init__(self, models):
         super().__init__()
         self.models, self.calls = models, 0

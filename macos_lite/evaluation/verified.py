@@ -28,7 +28,8 @@ import math
 import torch
 
 from .. import geometry as G
-from ..robust_fit import ITERATIONS, SEED, THRESHOLD_CELLS, agreeing_matches, matched_points, robust_fit
+from ..robust_fit import (ITERATIONS, SEED, THRESHOLD_CELLS, RansacMethod, agreeing_matches, matched_points,
+                          robust_fit)
 
 MARGIN = 6 / 64  # of B's grid cells: the fit must agree with this many more matches than G to replace it
 
@@ -55,6 +56,7 @@ class VerifiedMethod:
         self.iterations, self.seed = int(iterations), int(seed)
         self.name, self.kind = f"{method.name}+verify", method.kind
         self.num_pairs, self.num_replaced = 0, 0
+        self._encode = RansacMethod.of_model(method.model).features  # the grid G correlates, in eval mode
 
     def __getattr__(self, name):  # image_size, model, checkpoint, refine, masks, cosegment_set: the wrapped one's
         if name == "method":
@@ -62,23 +64,17 @@ class VerifiedMethod:
         return getattr(self.method, name)
 
     def _features(self, images: torch.Tensor) -> torch.Tensor:
-        model = self.method.model
-        was_training = model.training
-        model.eval()
-        try:
-            return model.encode(G.resize(images, self.method.image_size))[0].float().cpu()
-        finally:
-            model.train(was_training)
+        return self._encode(G.resize(images, self.method.image_size)).float().cpu()
 
     def check(self, theta: torch.Tensor, feat_A: torch.Tensor, feat_B: torch.Tensor) -> tuple[torch.Tensor, bool]:
         """One pair: ``(theta to use, replaced)`` for the learned ``theta`` ``(D,)`` and the features ``(C, h, w)``."""
         size = tuple(self.method.image_size)
+        points_B, points_A, cell = matches = matched_points(feat_A, feat_B, size)
         fit = robust_fit(feat_A, feat_B, iterations=self.iterations, threshold=self.threshold,
-                         seed=self.seed + self.num_pairs, image_size=size)
+                         seed=self.seed + self.num_pairs, image_size=size, matches=matches)
         self.num_pairs += 1
         if fit.fallback:
             return theta, False
-        points_B, points_A, cell = matched_points(feat_A, feat_B, size)
         n_G = agreeing_matches(theta, self.kind, points_B, points_A, cell, self.threshold)
         need = math.ceil(self.margin * feat_B.shape[-2] * feat_B.shape[-1] - 1e-9)
         if fit.inliers <= n_G + need:
