@@ -68,6 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--checkpoint only: ransac checks each pair's learned map against the RANSAC fit of the "
                              "model's own features and takes the fit where clearly more mutual matches agree with "
                              "it (macos_lite.evaluation.verified; the JSON counts num_replaced) (default: none)")
+    parser.add_argument("--verify-size", type=positive_int, default=None, metavar="S",
+                        help="with --verify ransac: compute the check's features at S x S pixels (a finer grid of "
+                             "the same encoder, e.g. 240 for 15 x 15; a finer grid than the model's takes the fit "
+                             "wherever it agrees with at least as many matches) and load the images at least that "
+                             "large (default: the model's input size)")
     parser.add_argument("--batch-size", type=positive_int, default=8, metavar="N")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default: auto)")
     parser.add_argument("--max-pairs", type=positive_int, default=None, metavar="N",
@@ -118,6 +123,14 @@ def run(args: argparse.Namespace) -> int:
     if args.flow_out is not None and args.dataset != "tss":
         print("error: --flow-out is for --dataset tss only", file=sys.stderr)
         return 2
+    if args.verify_size is not None and args.verify == "none":
+        print("error: --verify-size sets the size of --verify ransac's features: add --verify ransac, or drop "
+              "--verify-size", file=sys.stderr)
+        return 2
+    if args.verify_size is not None and args.verify_size < 32:
+        print(f"error: --verify-size {args.verify_size} is below one stride-32 cell: give 32 pixels or more "
+              "(240 for the 15 x 15 grid)", file=sys.stderr)
+        return 2
     if args.verify != "none" and args.checkpoint is None:
         print(f"error: --verify {args.verify} checks a learned model: give --checkpoint FILE (--method ransac is the "
               "fit alone)", file=sys.stderr)
@@ -137,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
             method = method_from_checkpoint(args.checkpoint, device, args.kind, refine=args.refine,
                                             partners=args.partners)
             if args.verify == "ransac":
-                method = VerifiedMethod(method)
+                method = VerifiedMethod(method, image_size=args.verify_size)
         elif args.method == "ddt":
             method = DDTMethod(refine=args.refine, device=device)
         elif args.method in ("ransac", "ransac+tps"):
@@ -150,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
         image_size = args.image_size or getattr(method, "image_size", (DEFAULT_IMAGE_SIZE,))[0]
         if args.image_size is None and args.refine == "edges":  # the edges of a larger image are worth following
             image_size = max(image_size, DEFAULT_IMAGE_SIZE)
+        if args.image_size is None and args.verify_size is not None:  # the check's features need the pixels
+            image_size = max(image_size, args.verify_size)
         summary = evaluate_dataset(
             args.dataset, method, root=args.data_root, split=args.split, image_size=image_size,
             alphas=args.alpha, normalizers=args.normalizer, direction=args.direction, batch_size=args.batch_size,

@@ -11,6 +11,7 @@ from macos_lite import evaluate_cli
 from macos_lite import geometry as G
 from macos_lite.backbones import l2_normalize
 from macos_lite.evaluation import VerifiedMethod
+from macos_lite.evaluation.verified import FINE_MARGIN, MARGIN
 from macos_lite.robust_fit import agreeing_matches
 
 SIZE = (96, 64)  # 6 x 4 cells of 16 px
@@ -124,7 +125,8 @@ def test_cli_verify_writes_num_replaced_and_refuses_a_reference(tmp_path, capsys
 
     path = save_checkpoint(tmp_path / "tiny.pt", model_checkpoint(MaCoSNet("lite", image_size=64, pretrained=False)))
     out = tmp_path / "tiny.json"
-    args = parse(["--dataset", "synthetic", "--checkpoint", str(path), "--verify", "ransac", "--json", str(out),
+    args = parse(["--dataset", "synthetic", "--checkpoint", str(path), "--verify", "ransac", "--verify-size", "96",
+                  "--json", str(out),
                   "--max-pairs", "3", "--device", "cpu", "--quiet"])
     assert evaluate_cli.run(args) == 0
     s = json.loads(out.read_text())
@@ -134,3 +136,28 @@ def test_cli_verify_writes_num_replaced_and_refuses_a_reference(tmp_path, capsys
     assert evaluate_cli.run(parse(["--dataset", "synthetic", "--method", "ransac", "--verify", "ransac"])) == 2
     err = capsys.readouterr().err
     assert "--checkpoint" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_check_at_another_image_size_fits_on_that_grid():
+    # the same 6 x 4 feature grids read as the grid of a 96 x 96 input: cells of 24 x 16 px, so the fit's shift
+    # of two columns is 48 px, not the 32 px of the model's 96 x 64 input
+    grid_A, grid_B = shifted_grids()
+    fixed = FixedMap(G.identity_theta("affine", dtype=torch.float64)[0], "affine", grid_A, grid_B)
+    seen = []
+    encode = fixed.model.encode
+    fixed.model.encode = lambda images: (seen.append(tuple(images.shape[-2:])), encode(images))[1]
+    method = VerifiedMethod(fixed, image_size=96)
+    theta = method.transforms(*images(1))
+    assert seen == [(96, 96), (96, 96)] and method.check_size == (96, 96) and method.num_replaced == 1
+    torch.testing.assert_close(theta[0], torch.tensor([1.0, 0.0, -2 * 48 / 95, 0.0, 1.0, 0.0]), atol=1e-5, rtol=0)
+    assert method.image_size == SIZE  # what the evaluation loads and G sees stays the model's
+    # a finer grid than G's takes the bare-majority margin; the model's own grid the clear-majority one
+    assert method.margin == FINE_MARGIN == 0 and VerifiedMethod(fixed).margin == MARGIN > 0
+    with pytest.raises(ValueError, match="image_size"):
+        VerifiedMethod(fixed, image_size=16)
+
+
+def test_cli_verify_size_needs_verify(capsys):
+    assert evaluate_cli.run(parse(["--dataset", "synthetic", "--checkpoint", "x.pt", "--verify-size", "240"])) == 2
+    err = capsys.readouterr().err
+    assert "--verify ransac" in err and len(err.strip().splitlines()) == 1
