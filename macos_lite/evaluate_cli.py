@@ -23,6 +23,7 @@ from .cli_common import (NoSpaceError, UserError, check_fits_in_memory, command_
 from .data.imageio import DataError
 from .data.registry import NAMES
 from .device import cap_threads, resolve_device
+from .evaluation.verified import MIN_CHECK_SIZE
 from .evaluation import (DEFAULT_IMAGE_SIZE, DIRECTIONS, KINDS, DDTMethod, EllipseMethod, EvaluationError,
                          IdentityMethod, RansacMethod, VerifiedMethod, evaluate_dataset,
                          method_from_checkpoint, write_json)
@@ -127,9 +128,9 @@ def run(args: argparse.Namespace) -> int:
         print("error: --verify-size sets the size of --verify ransac's features: add --verify ransac, or drop "
               "--verify-size", file=sys.stderr)
         return 2
-    if args.verify_size is not None and args.verify_size < 32:
-        print(f"error: --verify-size {args.verify_size} is below one stride-32 cell: give 32 pixels or more "
-              "(240 for the 15 x 15 grid)", file=sys.stderr)
+    if args.verify_size is not None and args.verify_size < MIN_CHECK_SIZE:
+        print(f"error: --verify-size {args.verify_size} is below one stride-32 cell: give {MIN_CHECK_SIZE} pixels "
+              "or more (240 for the 15 x 15 grid)", file=sys.stderr)
         return 2
     if args.verify != "none" and args.checkpoint is None:
         print(f"error: --verify {args.verify} checks a learned model: give --checkpoint FILE (--method ransac is the "

@@ -37,6 +37,7 @@ from ..robust_fit import (ITERATIONS, SEED, THRESHOLD_CELLS, RansacMethod, agree
 
 MARGIN = 6 / 64  # of B's grid cells: the fit must agree with this many more matches than G to replace it
 FINE_MARGIN = 0.0  # the same when the check's grid is finer than G's (``image_size`` above the model's)
+MIN_CHECK_SIZE = 32  # pixels: one cell of the coarsest (stride-32) stage
 
 
 class VerifiedMethod:
@@ -60,8 +61,9 @@ class VerifiedMethod:
 
     def __init__(self, method, margin: float | None = None, threshold: float = THRESHOLD_CELLS,
                  iterations: int = ITERATIONS, seed: int = SEED, image_size: int | None = None):
-        if image_size is not None and not int(image_size) >= 32:
-            raise ValueError(f"image_size must be at least 32 pixels (one stride-32 cell), got {image_size}")
+        if image_size is not None and not int(image_size) >= MIN_CHECK_SIZE:
+            raise ValueError(f"image_size must be at least {MIN_CHECK_SIZE} pixels (one stride-32 cell), "
+                             f"got {image_size}")
         self.check_size = tuple(method.image_size) if image_size is None else (int(image_size),) * 2
         if margin is None:
             finer = self.check_size[0] * self.check_size[1] > method.image_size[0] * method.image_size[1]
