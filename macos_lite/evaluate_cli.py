@@ -24,12 +24,13 @@ from .data.imageio import DataError
 from .data.registry import NAMES
 from .device import cap_threads, resolve_device
 from .evaluation.verified import MIN_CHECK_SIZE
-from .evaluation import (DEFAULT_IMAGE_SIZE, DIRECTIONS, KINDS, DDTMethod, EllipseMethod, EvaluationError,
-                         IdentityMethod, RansacMethod, VerifiedMethod, evaluate_dataset,
-                         method_from_checkpoint, write_json)
+from .evaluation import (DEFAULT_IMAGE_SIZE, DIRECTIONS, KINDS, PROTOCOLS, DDTMethod, EllipseMethod,
+                         EvaluationError, IdentityMethod, RansacMethod, TeacherCheckedMethod, VerifiedMethod,
+                         evaluate_dataset, method_from_checkpoint, write_json)
 
 
 DEFAULT_PARTNERS = 3  # co-segmentation: a model's mask of an image is the mean over this many partners
+VERIFY_CHOICES = ("none", "ransac", "ddt")  # --verify: a learned map checked by RANSAC, a learned mask by DDT
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,10 +66,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--direction", choices=DIRECTIONS, default=None,
                         help="keypoint transfer: B_to_A (PF) or A_to_B (SPair); default: the benchmark's")
     parser.add_argument("--kind", choices=KINDS, default="cascade", help="transform of a model (default: cascade)")
-    parser.add_argument("--verify", choices=("none", "ransac"), default="none",
+    parser.add_argument("--verify", choices=VERIFY_CHOICES, default="none",
                         help="--checkpoint only: ransac checks each pair's learned map against the RANSAC fit of the "
                              "model's own features and takes the fit where clearly more mutual matches agree with "
-                             "it (macos_lite.evaluation.verified; the JSON counts num_replaced) (default: none)")
+                             "it (macos_lite.evaluation.verified; the JSON counts num_replaced); ddt checks each "
+                             "learned mask against the DDT co-localisation it was trained from and averages the two "
+                             "where they agree (macos_lite.evaluation.teacher_checked; the JSON counts num_trusted; "
+                             "co-segmentation benchmarks only) (default: none)")
     parser.add_argument("--verify-size", type=positive_int, default=None, metavar="S",
                         help="with --verify ransac: compute the check's features at S x S pixels (a finer grid of "
                              "the same encoder, e.g. 240 for 15 x 15; a finer grid than the model's takes the fit "
@@ -124,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     if args.flow_out is not None and args.dataset != "tss":
         print("error: --flow-out is for --dataset tss only", file=sys.stderr)
         return 2
-    if args.verify_size is not None and args.verify == "none":
+    if args.verify_size is not None and args.verify != "ransac":
         print("error: --verify-size sets the size of --verify ransac's features: add --verify ransac, or drop "
               "--verify-size", file=sys.stderr)
         return 2
@@ -133,8 +137,18 @@ def run(args: argparse.Namespace) -> int:
               "or more (240 for the 15 x 15 grid)", file=sys.stderr)
         return 2
     if args.verify != "none" and args.checkpoint is None:
-        print(f"error: --verify {args.verify} checks a learned model: give --checkpoint FILE (--method ransac is the "
-              "fit alone)", file=sys.stderr)
+        alone = "--method ransac is the fit alone" if args.verify == "ransac" else "--method ddt is the teacher alone"
+        print(f"error: --verify {args.verify} checks a learned model: give --checkpoint FILE ({alone})",
+              file=sys.stderr)
+        return 2
+    task = PROTOCOLS[args.dataset].task
+    if args.verify == "ddt" and task == "matching":
+        print(f"error: --verify ddt checks co-segmentation masks and {args.dataset} has none: use --verify ransac "
+              "to check a learned matching", file=sys.stderr)
+        return 2
+    if args.verify == "ransac" and task == "coseg":
+        print(f"error: --verify ransac checks a learned matching and {args.dataset} scores masks only: use --verify "
+              "ddt to check a learned co-segmentation", file=sys.stderr)
         return 2
     try:
         if args.json is not None:  # before the long work: a bad path must not cost an evaluation
@@ -152,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
                                             partners=args.partners)
             if args.verify == "ransac":
                 method = VerifiedMethod(method, image_size=args.verify_size)
+            elif args.verify == "ddt":
+                method = TeacherCheckedMethod(method, device=device)
         elif args.method == "ddt":
             method = DDTMethod(refine=args.refine, device=device)
         elif args.method in ("ransac", "ransac+tps"):

@@ -4,6 +4,8 @@
   :func:`method_from_checkpoint` (the inference adapters between a model and the protocols);
 * :mod:`.verified` -- :class:`VerifiedMethod`, a learned matcher checked pair by pair against the robust fit of
   its own features;
+* :mod:`.teacher_checked` -- :class:`TeacherCheckedMethod`, a learned co-segmentation checked image by image
+  against its training-free teacher (DDT);
 * :mod:`.reference_masks` -- the training-free co-segmentation references: :class:`EllipseMethod`,
   :class:`DDTMethod` (co-localisation of the evaluated set);
 * :mod:`.keypoints` -- keypoint PCK (PF-PASCAL, PF-WILLOW, SPair-71k, synthetic): :func:`evaluate_matching`;
@@ -30,13 +32,14 @@ from .reference_masks import DDTMethod, EllipseMethod, ellipse_mask
 from .protocols import PROTOCOLS, Protocol, describe_coseg, describe_matching, describe_tss
 from .summary import CachedItems, evaluate_dataset, evenly_spread, to_json, write_json
 from .verified import VerifiedMethod
+from .teacher_checked import TeacherCheckedMethod
 from .tss import FlowScores, TSSResult, evaluate_tss, tss_flow
 
 __all__ = [
     "DDTMethod", "DEFAULT_IMAGE_SIZE", "DIRECTIONS", "EllipseMethod", "ellipse_mask", "KINDS", "PROTOCOLS", "CachedItems", "CosegScores", "EvaluationError",
-    "FlowScores", "IdentityMethod", "MatchingResult", "ModelMethod", "SetModelMethod", "Protocol", "RansacMethod", "TSSResult", "describe_coseg",
+    "FlowScores", "IdentityMethod", "MatchingResult", "ModelMethod", "SetModelMethod", "Protocol", "RansacMethod", "TSSResult", "TeacherCheckedMethod", "describe_coseg",
     "describe_matching", "describe_method", "describe_tss", "evaluate_cosegmentation", "evaluate_dataset",
     "evaluate_matching", "evaluate_tss", "evenly_spread", "method_from_checkpoint", "pair_mask_jaccards",
     "partner_indices", "to_json",
-    "tss_flow", "write_json",
+    "tss_flow", "VerifiedMethod", "write_json",
 ]

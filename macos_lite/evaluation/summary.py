@@ -66,6 +66,7 @@ def evaluate_dataset(name: str, method, root=None, split: str | None = None, ima
     start = time.perf_counter()
     fallbacks_before = getattr(method, "num_fallback", None)
     replaced_before = getattr(method, "num_replaced", None)
+    trusted_before = (getattr(method, "num_trusted", None), getattr(method, "num_checked", None))
     data = _load(name, root, split, image_size) if dataset is None else dataset
     out: dict = {"dataset": name, "split": split or "all", "method": describe_method(method, image_size)}
     if proto.task in ("matching", "matching+coseg"):
@@ -101,6 +102,9 @@ def evaluate_dataset(name: str, method, root=None, split: str | None = None, ima
                                    f"{method.name} and were scored with the identity transform")
     if replaced_before is not None:  # a checked learned matcher (evaluation.verified): how often the fit won
         out["num_replaced"] = method.num_replaced - replaced_before
+    if trusted_before[0] is not None:  # a checked learned co-segmentation (evaluation.teacher_checked)
+        out["num_trusted"] = method.num_trusted - trusted_before[0]
+        out["num_checked"] = method.num_checked - trusted_before[1]
     out["paper"] = [t.to_dict() for t in paper.tables_for(name)]
     out["seconds"] = time.perf_counter() - start
     return out
