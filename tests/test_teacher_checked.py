@@ -29,6 +29,16 @@ def test_agreement_is_the_jaccard_of_the_binary_masks_by_hand():
         mask_agreement(p, torch.zeros(1, 1, 4, 4))
 
 
+def test_an_agreement_equal_to_the_threshold_trusts_the_teacher():
+    student = torch.zeros(1, 1, 8, 8)
+    student[..., 0, :] = 1
+    student[..., 1, :2] = 1                          # 10 cells
+    teacher = torch.zeros(1, 1, 8, 8)
+    teacher[..., 0, :3] = 1                          # 3 of them: Jaccard 3 / 10 exactly
+    assert gate(student, teacher, agreement=0.3)[1].tolist() == [True]
+    assert gate(student, teacher, agreement=0.31)[1].tolist() == [False]
+
+
 def test_the_teacher_is_averaged_in_only_where_it_agrees():
     student = torch.cat((square(1, 0, 0, 4, 0.9), square(1, 0, 0, 4, 0.9)))
     teacher = torch.cat((square(1, 0, 0, 5, 0.7), square(1, 4, 4, 4, 0.7)))  # 16/25 agree; then 0
@@ -93,6 +103,9 @@ def test_a_pair_method_has_no_set_path_and_checks_both_masks():
     images = torch.rand(1, 3, 8, 8)
     theta, prob_A, prob_B = method.transforms_and_masks(images, images)
     assert theta.shape == (1, 6) and method.num_checked == 2 and method.num_trusted == 1
+    # each image checked against the teacher's mask of that image: A agrees (averaged), B does not (student's)
+    torch.testing.assert_close(prob_A[0], (student[0] + teacher[0]) / 2)
+    torch.testing.assert_close(prob_B[0], student[1])
     with pytest.raises(ValueError, match="agreement and weight"):
         TeacherCheckedMethod(FixedSet(student), teacher=FixedSet(teacher), weight=1.5)
 
@@ -128,3 +141,26 @@ def test_cli_refuses_a_check_that_does_not_fit(argv, says, capsys):
     assert evaluate_cli.run(parse(argv)) == 2
     err = capsys.readouterr().err
     assert says in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from macos_lite.model import MaCoSNet
+
+    torch.manual_seed(0)
+    return MaCoSNet("lite", image_size=64, pretrained=False, decoder_input="cooccurrence").eval()
+
+
+def test_the_extremes_are_the_student_alone_and_the_teacher_alone_after_the_same_filter(tiny_model):
+    """weight 0: exactly the student with the guided filter; agreement 0 and weight 1: exactly DDT with it."""
+    from macos_lite.evaluation import DDTMethod, SetModelMethod
+
+    torch.manual_seed(1)
+    images, labels = torch.rand(4, 3, 64, 64), [0, 0, 1, 1]
+    student = SetModelMethod(tiny_model, refine="edges")
+    alone = TeacherCheckedMethod(student, weight=0.0).cosegment_set(images, labels)
+    torch.testing.assert_close(alone, student.cosegment_set(images, labels))
+    teacher = DDTMethod(refine="edges", encoder=tiny_model.encoder).cosegment_set(images, labels)
+    torch.testing.assert_close(TeacherCheckedMethod(student, agreement=0.0, weight=1.0).cosegment_set(images, labels),
+                               teacher)
+    assert student.refine == "edges"  # the wrapped method is left as it was

@@ -65,15 +65,20 @@ class DDTMethod(_NoMotion):
     """Co-localisation of the evaluated set (no training, no masks): see the module docstring.
 
     backbone: the encoder whose ImageNet features are used (``"lite"``); rounds: prototype refinement
-    rounds; refine: ``"none"`` (the grid masks resized bilinearly) or ``"edges"`` (the guided filter).
+    rounds; refine: ``"none"`` (the grid masks resized bilinearly) or ``"edges"`` (the guided filter);
+    encoder: an encoder to use instead of building ``backbone``'s (e.g. a trained model's ``model.encoder``,
+    the one its pseudo-masks were computed with).
     """
 
     name = "ddt"
 
-    def __init__(self, backbone: str = "lite", rounds: int = DEFAULT_ROUNDS, refine: str = "none", device="cpu"):
+    def __init__(self, backbone: str = "lite", rounds: int = DEFAULT_ROUNDS, refine: str = "none", device="cpu",
+                 encoder=None):
         if refine not in REFINES:
             raise ValueError(f"refine must be one of {REFINES}, got {refine!r}")
-        self.encoder = build_encoder(backbone, pretrained=True, mode="frozen").eval().to(device)
+        if encoder is None:
+            encoder = build_encoder(backbone, pretrained=True, mode="frozen").eval().to(device)
+        self.encoder = encoder
         self.rounds, self.refine, self.device = int(rounds), refine, device
         if refine != "none":
             self.name = f"ddt+{refine}"

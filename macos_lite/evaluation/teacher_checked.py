@@ -3,11 +3,13 @@
 The decoder D is trained towards DDT's pseudo-masks (:mod:`macos_lite.pseudo_masks`). Where DDT is right, the
 student copies it less sharply than the teacher itself (on unseen horses J 0.73 against 0.77, both with the
 guided filter); where DDT picks the background (kites in the sky, a gymnast on a mat), the student, which also
-sees the match statistics of its partners, is often right and DDT is not. The two cases can be told apart
-without any annotation: when the student and the teacher mostly agree, the teacher is on the object and the two
-are averaged; when they disagree, the teacher has lost the object and the student's mask is kept.
+sees the match statistics of its partners, is often right and DDT is not. The rule below tells the two cases
+apart by a guess that needs no annotation: when the student and the teacher mostly agree, the teacher is
+probably on the object and the two are averaged; when they disagree, the rule trusts the student. The guess
+helps where the student is the better of the two (iCoseg) and costs where the teacher is (the TSS sample:
+docs/results.md, "The student checked by its teacher").
 
-For every evaluated image, with ``s`` and ``t`` the student's and the teacher's foreground probabilities at the
+For every checked mask, with ``s`` and ``t`` the student's and the teacher's foreground probabilities at the
 image's size:
 
 1. ``a = |s > 0.5  and  t > 0.5| / |s > 0.5  or  t > 0.5|``, the Jaccard index of the two binary masks
@@ -16,16 +18,19 @@ image's size:
    ``s`` elsewhere;
 3. then the same post-processing as the reference it is compared with (``refine="edges"``: the guided filter).
 
+The teacher is DDT on the model's own encoder (the one its pseudo-masks were computed with), of the same set
+as the student's masks: the whole category for a set method (:class:`~macos_lite.evaluation.SetModelMethod`,
+as ``--method ddt`` scores it), the pair for a pair method.
+
 :data:`AGREEMENT` and :data:`TEACHER_WEIGHT` were chosen with the horse-trained ``demo`` model (three
 trainings, seeds 0-2) on data it may be chosen on -- iCoseg's 14 *training* groups and the training horses
 001-120 -- among agreements 0.1, 0.2, 0.3, 0.4 and weights 0.3, 0.5, 0.7, by the mean of the two J
 (docs/results.md, "The student checked by its teacher").
-The teacher is :class:`~macos_lite.evaluation.DDTMethod` on the model's backbone, the co-localisation that
-makes the model's training targets.
 
-``macos-lite evaluate --checkpoint RUN/last.pt --refine edges --verify ddt``; the JSON counts
-``num_trusted`` (images where the teacher was averaged in) of ``num_checked``. Matching is the wrapped
-method's. Taught in notebook 10 (co-segmentation), beside the teacher it is checked against.
+``macos-lite evaluate --checkpoint RUN/last.pt --refine edges --verify ddt``; the JSON counts ``num_trusted``
+(masks where the teacher was averaged in) of ``num_checked`` (every mask checked: each image of a set, both
+images of each pair a pair method co-segments, including masks the protocol then leaves unscored). Matching
+is the wrapped method's. Taught in notebook 10 (interactive demos), beside the teacher it is checked against.
 """
 
 from __future__ import annotations
@@ -63,9 +68,10 @@ def gate(student: torch.Tensor, teacher: torch.Tensor, agreement: float = AGREEM
     """``(probabilities (N, 1, H, W), trusted (N,) bool)``: the student's masks, averaged with the teacher's
     (``(1 - weight) * student + weight * teacher``) on the images where the two agree (:func:`mask_agreement`
     ``>= agreement``). Both inputs ``(N, 1, H, W)`` probabilities of the same images at the same size."""
+    teacher = teacher.to(student)
     trusted = mask_agreement(student, teacher) >= agreement
     w = torch.where(trusted, weight, 0.0).to(student.dtype).view(-1, *([1] * (student.dim() - 1)))
-    return (1 - w) * student + w * teacher.to(student), trusted
+    return (1 - w) * student + w * teacher, trusted
 
 
 class TeacherCheckedMethod:
@@ -74,7 +80,7 @@ class TeacherCheckedMethod:
     method: a :class:`~macos_lite.evaluation.ModelMethod` or :class:`~macos_lite.evaluation.SetModelMethod`
     (its ``refine`` becomes this method's: the wrapped masks are taken raw and post-processed once, after the
     average); teacher: anything with ``masks`` (and ``cosegment_set`` for a set method) returning raw
-    probabilities (default: :class:`~macos_lite.evaluation.DDTMethod` on the model's backbone, ``refine="none"``);
+    probabilities (default: :class:`~macos_lite.evaluation.DDTMethod` on the model's encoder, ``refine="none"``);
     agreement, weight: see :func:`gate`. Raises ``ValueError`` for an agreement outside [0, 1] or a weight
     outside [0, 1].
 
@@ -94,8 +100,8 @@ class TeacherCheckedMethod:
         if teacher is None:
             from .reference_masks import DDTMethod
 
-            backbone = getattr(getattr(method, "model", None), "config", {}).get("backbone", "lite")
-            teacher = DDTMethod(backbone=backbone, refine="none", device=device)
+            model = getattr(method, "model", None)
+            teacher = DDTMethod(refine="none", device=device, encoder=getattr(model, "encoder", None))
         self.teacher, self.agreement, self.weight = teacher, float(agreement), float(weight)
         self.name, self.kind = f"{method.name}+ddt-check", method.kind
         self.num_checked, self.num_trusted = 0, 0
@@ -135,4 +141,8 @@ class TeacherCheckedMethod:
     @torch.no_grad()
     def transforms_and_masks(self, images_A, images_B):
         """``(theta, prob_A, prob_B)``: the wrapped method's maps and the checked masks."""
-        return (self.method.transforms(images_A, images_B), *self.masks(images_A, images_B))
+        if not hasattr(self.method, "transforms_and_masks"):
+            return (self.method.transforms(images_A, images_B), *self.masks(images_A, images_B))
+        theta, s_A, s_B = self.method.transforms_and_masks(images_A, images_B)  # one pass of the model
+        t_A, t_B = self.teacher.masks(images_A, images_B)
+        return theta, self._checked(s_A, t_A, images_A), self._checked(s_B, t_B, images_B)
