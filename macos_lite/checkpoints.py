@@ -46,6 +46,10 @@ def load_checkpoint(path: str | Path, map_location="cpu", check_finite: bool = T
     """
     path = Path(path)
     if not path.is_file():
+        last = path.with_name("last.pt")
+        if path.name == "best.pt" and last.is_file():  # a run that validated nothing keeps only its last weights
+            raise FileNotFoundError(f"checkpoint {path} does not exist: its run held out no validation pairs (e.g. a "
+                                    f"dataset without keypoints), so it chose no best checkpoint; use {last}")
         raise FileNotFoundError(f"checkpoint {path} does not exist; check the path (train one with `macos-lite train`)")
     size = path.stat().st_size
     if size == 0:

@@ -218,4 +218,6 @@ def run(args) -> int:
         summary["train_minutes"] = round((time.perf_counter() - t0) / 60, 2)
         print(json.dumps(summary, indent=2))
         print(f"trained in {summary['train_minutes']:.1f} min ({trainer.step} steps)")
+        if not (trainer.out / "best.pt").is_file():
+            print(f"no validation pairs: no best.pt; evaluate {trainer.out / 'last.pt'}")
     return 0

@@ -115,6 +115,10 @@ def _cases(d: Path):
          {2}, ["diverged.pt", "NaN"]),
         ("evaluate-missing-checkpoint", ["evaluate", "--dataset", "synthetic", "--checkpoint", str(d / "gone.pt")],
          {2}, ["gone.pt", "does not exist"]),
+        # a run that held out no validation pairs keeps last.pt only: the message names it
+        ("evaluate-best-of-unvalidated-run", ["evaluate", "--dataset", "synthetic", "--checkpoint",
+                                              str(d / "no_config" / "best.pt")], {2},
+         ["best.pt does not exist", "no validation pairs", str(d / "no_config" / "last.pt")]),
         ("evaluate-unwritable-json", ["evaluate", "--dataset", "synthetic", "--method", "identity", "--json",
                                       str(d / "a_file" / "out.json")], {2}, ["--json", "a_file", "Nothing was evaluated"]),
         ("evaluate-json-is-a-folder", ["evaluate", "--dataset", "synthetic", "--method", "identity", "--json",
